@@ -143,7 +143,7 @@ class _Section:
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}"
+        return f"{self.path}.{name}" if self.path else name
 
     def raw(self, name: str, default: object = _MISSING) -> object:
         self.used.add(name)
@@ -281,6 +281,8 @@ def parse(data: Mapping[str, object], base: Path = Path("."), path: Path | None 
     top = _Section("", dict(data))
     top.path = ""
 
+    if "agent" not in top.data:
+        raise ConfigError("agent", 'section is required: add [agent] with site = "<your site name>"')
     agent_s = _Section("agent", top.raw("agent"))
     agent = AgentConfig(
         site=agent_s.string("site", pattern=_NAME_RE),

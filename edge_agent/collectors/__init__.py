@@ -1,0 +1,1 @@
+"""Collectors read one kind of source each and produce immutable snapshots."""

@@ -1,0 +1,1 @@
+"""Sinks consume snapshots: the Prometheus endpoint and the MQTT uplink."""

@@ -1,0 +1,258 @@
+"""The Prometheus endpoint: latest snapshots, rendered on scrape, served over HTTP(S).
+
+The store keeps the latest snapshot per device and its pre-rendered chunks.
+A scrape joins them in a worker thread, so rendering never blocks the event
+loop; the joined body (and its gzip) is cached until the next update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import gzip
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_agent import __version__
+from edge_agent.config import PrometheusConfig
+from edge_agent.errors import ConfigError
+from edge_agent.model import Reading, Snapshot, Update, now
+from edge_agent.sinks import exposition
+from edge_agent.sinks.webconfig import BasicAuth, WebConfig, load_web_config
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 16 * 1024
+REQUEST_TIMEOUT = 30.0
+# Level 1 costs a few percent of the render; level 9 costs more than the render itself
+# for ~10% smaller bodies (measured in bench/scrape.py).
+GZIP_LEVEL = 1
+
+Provider = Callable[[], Snapshot]
+
+
+@dataclass(slots=True)
+class _Entry:
+    snapshot: Snapshot
+    chunks: exposition.Chunks | None = None
+
+
+class MetricStore:
+    """Latest snapshot per (source, device), with cached renderings. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+        self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+
+    def apply(self, update: Update) -> None:
+        with self._lock:
+            for snap in update.snapshots:
+                self._entries[snap.key] = _Entry(snap)
+            for key in update.removed:
+                self._entries.pop(key, None)
+            if update.snapshots or update.removed:
+                self._version += 1
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._lock:
+            return [e.snapshot for e in self._entries.values()]
+
+    def render(self, *, openmetrics: bool, gzipped: bool, extra: list[Snapshot]) -> bytes:
+        """Join everything into one body. Call from a worker thread."""
+        with self._lock:
+            version = self._version
+            cached = self._cache.get((openmetrics, gzipped))
+            if cached is not None and cached[0] == version and not extra:
+                return cached[1]
+            entries = list(self._entries.values())
+        chunk_sets: list[exposition.Chunks] = []
+        for entry in entries:
+            chunks = entry.chunks
+            if chunks is None:
+                # Benign race: two scrapes may render the same entry; both results are equal.
+                chunks = entry.chunks = exposition.render_readings(entry.snapshot.readings)
+            chunk_sets.append(chunks)
+        chunk_sets.extend(exposition.render_readings(s.readings) for s in extra)
+        body = exposition.join(chunk_sets, openmetrics=openmetrics)
+        if gzipped:
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        if not extra:
+            with self._lock:
+                self._cache[(openmetrics, gzipped)] = (version, body)
+        return body
+
+
+class PrometheusSink:
+    """Serves /metrics from the latest snapshots. `submit` only stores references."""
+
+    name = "prometheus"
+
+    def __init__(self, cfg: PrometheusConfig, providers: list[Provider] | None = None) -> None:
+        self.cfg = cfg
+        self.store = MetricStore()
+        self._providers = list(providers or [])
+        web = load_web_config(cfg.web_config_file) if cfg.web_config_file else WebConfig()
+        self._ssl = web.ssl_context
+        self._auth = BasicAuth(web.users)
+        self._server: asyncio.Server | None = None
+        build = Reading("edge_agent_build_info", 1.0, (("version", __version__),))
+        self.store.apply(Update(snapshots=(Snapshot("agent", "build", now(), True, (build,)),)))
+
+    def add_provider(self, provider: Provider) -> None:
+        self._providers.append(provider)
+
+    def submit(self, update: Update) -> None:
+        try:
+            self.store.apply(update)
+        except Exception:  # a sink must never take the collector down with it
+            log.exception("prometheus: dropping an update that could not be stored")
+
+    async def start(self) -> None:
+        """Bind the listener. Raises ConfigError if the address cannot be used."""
+        try:
+            self._server = await asyncio.start_server(
+                self._handle,
+                self.cfg.host or None,
+                self.cfg.port,
+                ssl=self._ssl,
+                limit=MAX_REQUEST_BYTES,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                "prometheus.listen",
+                f"cannot listen on {self.cfg.host or '*'}:{self.cfg.port}: {exc.strerror}; "
+                'pick a free port or set listen = "" to disable the endpoint',
+            ) from exc
+        addrs = ", ".join(str(s.getsockname()[:2]) for s in self._server.sockets)
+        log.info("prometheus: serving /metrics on %s%s", addrs, " (TLS)" if self._ssl else "")
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def run(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
+            self._server = None
+
+    async def render(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        extra = []
+        for provider in self._providers:
+            try:
+                extra.append(provider())
+            except Exception:
+                log.exception("prometheus: a self-metrics provider failed")
+        return await asyncio.to_thread(self.store.render, openmetrics=openmetrics, gzipped=gzipped, extra=extra)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                keep_alive = await self._respond(head, writer)
+                await writer.drain()
+                if not keep_alive:
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, OSError):
+            pass
+        except Exception:
+            log.exception("prometheus: error while serving a request")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _respond(self, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._send(writer, 400, b"bad request\n", keep_alive=False)
+            return False
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        if "content-length" in headers or "transfer-encoding" in headers:
+            self._send(writer, 400, b"request bodies are not accepted\n", keep_alive=False)
+            return False
+        if self._auth.enabled and not await self._authorized(headers.get("authorization", "")):
+            self._send(
+                writer, 401, b"unauthorized\n", keep_alive, extra={"WWW-Authenticate": 'Basic realm="edge-agent"'}
+            )
+            return keep_alive
+        path = target.split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            self._send(writer, 405, b"method not allowed\n", keep_alive, extra={"Allow": "GET, HEAD"})
+            return keep_alive
+        if path == "/metrics":
+            openmetrics = "application/openmetrics-text" in headers.get("accept", "")
+            gzipped = "gzip" in headers.get("accept-encoding", "")
+            body = await self.render(openmetrics=openmetrics, gzipped=gzipped)
+            ctype = exposition.OPENMETRICS_CONTENT_TYPE if openmetrics else exposition.TEXT_CONTENT_TYPE
+            extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzipped else {}
+            self._send(writer, 200, body, keep_alive, ctype=ctype, extra=extra, head=method == "HEAD")
+        elif path == "/healthz":
+            self._send(writer, 200, b"ok\n", keep_alive, head=method == "HEAD")
+        elif path == "/":
+            page = b"<html><head><title>edge-agent</title></head><body><h1>edge-agent</h1>"
+            page += b'<p><a href="/metrics">Metrics</a></p></body></html>\n'
+            self._send(writer, 200, page, keep_alive, ctype="text/html; charset=utf-8", head=method == "HEAD")
+        else:
+            self._send(writer, 404, b"not found\n", keep_alive)
+        return keep_alive
+
+    async def _authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if not sep:
+            return False
+        return await asyncio.to_thread(self._auth.check, user, password)
+
+    @staticmethod
+    def _send(
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        keep_alive: bool,
+        *,
+        ctype: str = "text/plain; charset=utf-8",
+        extra: dict[str, str] | None = None,
+        head: bool = False,
+    ) -> None:
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+        lines = [
+            f"HTTP/1.1 {status} {reason.get(status, 'Error')}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(body)}",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        ]
+        lines.extend(f"{k}: {v}" for k, v in (extra or {}).items())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if not head:
+            writer.write(body)
