@@ -100,7 +100,7 @@ class Notifier:
         if self._address is None:
             return False
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 # A connected datagram socket makes poll() report the receiver's full queue,
                 # so the timeout below waits for room instead of spinning on EAGAIN.
                 sock.settimeout(_ONCE_TIMEOUT if wait else 0.0)

@@ -53,6 +53,7 @@ def test_the_unit_is_what_the_agent_and_the_runtime_expect() -> None:
     assert one("NotifyAccess") == "main"
     assert one("WatchdogSec") == "30"
     assert one("Restart") == "on-failure"
+    assert one("RestartPreventExitStatus") == "2"  # config errors exit 2; a restart cannot fix them
     assert one("ExecStart").split()[1:] == ["run", "--config", "/etc/edge-agent/config.toml"]
     assert one("ExecReload") == "/bin/kill -HUP $MAINPID"
     assert one("User") == "edge-agent"
