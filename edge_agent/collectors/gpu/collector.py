@@ -154,6 +154,11 @@ class GpuCollector:
     def driver_version(self) -> str:
         return self._reader.driver_version
 
+    @property
+    def busy(self) -> bool:
+        """True while an NVML call from a collection is still running (or stuck) on the NVML thread."""
+        return self._worker.busy
+
     async def collect(self) -> Update:
         """Read all GPUs in one hop to the NVML thread.
 
