@@ -14,6 +14,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <errno.h>
@@ -271,6 +272,14 @@ long fake_global(const char *name) {
     else if (strcmp(name, "pending_events") == 0) out = n_events;
     pthread_mutex_unlock(&mu);
     return out;
+}
+
+/* Loaded by name in a subprocess (LD_LIBRARY_PATH), the fake takes its setup from the environment. */
+__attribute__((constructor)) static void fake_from_env(void) {
+    const char *gpus_env = getenv("FAKE_NVML_GPUS");
+    const char *error_env = getenv("FAKE_NVML_INIT_ERROR");
+    fake_reset(gpus_env ? atoi(gpus_env) : 1);
+    if (error_env) init_error = atoi(error_env);
 }
 
 /* ---------------- NVML: library ---------------- */
