@@ -300,3 +300,25 @@ async def test_gpu_lost_before_open_is_reported_by_index(fake: FakeNvml, open_co
     assert (gpu0.device, gpu0.up) == ("gpu0", False)
     assert gpu0.readings == (Reading("gpu_up", 0.0, (("gpu", "0"), ("uuid", ""))),)
     assert gpu1.up
+
+
+async def test_gpu_identified_late_replaces_its_placeholder(
+    fake: FakeNvml, open_collector: Opener, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.reset(2)
+    fake.lost_after(0, 0)
+    collector = await open_collector()
+    assert collector is not None
+    caplog.set_level(logging.INFO, logger="edge_agent")
+    first = await collector.collect()
+    assert first.snapshots[0].device == "gpu0" and not first.snapshots[0].up
+
+    fake.lost_after(0, 1_000_000)  # back on the bus (after a reset)
+    second = await collector.collect()
+    gpu0 = second.snapshots[0]
+    assert gpu0.up and gpu0.device.startswith("GPU-")
+    assert second.removed == (("gpu", "gpu0"),)
+    assert (await collector.collect()).removed == ()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost" in m for m in messages) == 1
+    assert sum("answering again" in m for m in messages) == 1

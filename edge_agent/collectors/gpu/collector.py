@@ -14,15 +14,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pynvml as nv
 
-from edge_agent.collectors.gpu.read import GpuState, Reader, XidBook, handle_id, text
+from edge_agent.collectors.gpu.read import GpuLost, GpuState, Reader, XidBook, handle_id, text
 from edge_agent.collectors.gpu.worker import NvmlThread
 from edge_agent.config import GpuConfig
 from edge_agent.errors import CollectorError
 from edge_agent.model import Emit, Event, Snapshot, Update
+
+if TYPE_CHECKING:
+    from edge_agent.model import Collector, Source
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +127,7 @@ def _open_sync(cfg: GpuConfig) -> tuple[Reader, list[GpuState]]:
         reader = Reader(driver, cfg.max_processes, XidBook())
         gpus = [GpuState(i) for i in range(nv.nvmlDeviceGetCount())]
         for g in gpus:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(GpuLost):
                 # A GPU that cannot be identified now is retried (and reported down) on each collection.
                 reader.identify(g)
     except (nv.NVMLError, nv.NVMLLibraryMismatchError) as exc:
@@ -371,3 +374,10 @@ class _XidThread:
         self.book.record(g.index, xid, ts)
         log.warning("gpu %s (index %d): XID %d", g.device, g.index, xid)
         self._post(self.deliver, Event("gpu_xid", g.device, ts, {"gpu": g.index, "xid": xid}))
+
+
+if TYPE_CHECKING:
+
+    def _conforms(collector: GpuCollector, source: XidSource) -> tuple[Collector, Source]:
+        # mypy checks here that both satisfy the runtime's protocols.
+        return collector, source

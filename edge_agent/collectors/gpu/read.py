@@ -140,6 +140,7 @@ class GpuState:
     lost: bool = False
     reported_device: str = ""
     warned: set[str] = field(default_factory=set)
+    process_names: dict[int, str] = field(default_factory=dict)
     field_ids: list[tuple[int, int]] = field(default_factory=list)
 
     @property
@@ -261,7 +262,7 @@ class Reader:
             return Snapshot("gpu", g.device, ts, False, tuple(readings), self._attrs(g))
         if g.lost:
             g.lost = False
-            log.warning("gpu %s (index %d): answering again", g.device, g.index)
+            log.info("gpu %s (index %d): answering again", g.device, g.index)
         return Snapshot("gpu", g.device, ts, True, tuple(readings), self._attrs(g))
 
     def _info(self, g: GpuState) -> Reading:
@@ -385,11 +386,17 @@ class Reader:
                 used[pid] = None if mem is None else int(mem)
         out = [Reading("gpu_processes", float(len(used)), g.labels)]
         known = sorted(((m, pid) for pid, m in used.items() if m is not None), reverse=True)
+        names: dict[int, str] = {}
         for mem, pid in known[: self.max_processes]:
-            name = self._call(g, "process name", nv.nvmlSystemGetProcessName, pid)
-            name = os.path.basename(text(name)) if name else ""
+            # A pid keeps its name while it lives; look it up once, not every collection.
+            name = g.process_names.get(pid)
+            if name is None:
+                raw = self._call(g, "process name", nv.nvmlSystemGetProcessName, pid)
+                name = os.path.basename(text(raw)) if raw else ""
+            names[pid] = name
             labels = (*g.labels, ("pid", str(pid)), ("name", name))
             out.append(Reading("gpu_process_memory_bytes", float(mem), labels))
+        g.process_names = names
         return out
 
     def _mig(self, g: GpuState) -> list[Reading]:
