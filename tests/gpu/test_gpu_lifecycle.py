@@ -90,6 +90,23 @@ async def test_driver_without_gpus_with_auto_is_off(fake: FakeNvml, caplog: pyte
     assert fake.count("inits") == fake.count("shutdowns") == 1
 
 
+@pytest.mark.parametrize("enabled", ["auto", True])
+async def test_nvml_that_never_starts_is_given_up(
+    fake: FakeNvml, caplog: pytest.LogCaptureFixture, enabled: str | bool
+) -> None:
+    fake.hang("uuid")  # wedged while enumerating GPUs
+    caplog.set_level(logging.DEBUG)
+    if enabled is True:
+        with pytest.raises(CollectorError, match="did not start within"):
+            await open_gpu(GpuConfig(enabled=True), open_timeout=0.05)
+    else:
+        assert await open_gpu(GpuConfig(enabled="auto"), open_timeout=0.05) is None
+        lines = agent_lines(caplog)
+        assert len(lines) == 1 and "did not start within" in lines[0], lines
+    assert fake.count("hanging") == 1
+    fake.release()
+
+
 # -- a wedged driver call ------------------------------------------------------------
 
 

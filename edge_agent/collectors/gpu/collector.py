@@ -60,23 +60,25 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def open_gpu(cfg: GpuConfig) -> GpuCollector | None:
+async def open_gpu(cfg: GpuConfig, *, open_timeout: float = OPEN_TIMEOUT) -> GpuCollector | None:
     """Initialise NVML and enumerate GPUs according to `cfg.enabled`.
 
     - False: returns None without loading NVML.
     - "auto": returns None after one log line if there is no driver, NVML fails
       to start, or the driver sees no GPU.
     - True: raises CollectorError when NVML cannot start (a startup error).
+
+    Either way, NVML that does not answer within `open_timeout` counts as not starting.
     """
     if cfg.enabled is False:
         return None
     worker = NvmlThread("nvml")
     try:
-        async with asyncio.timeout(OPEN_TIMEOUT):
+        async with asyncio.timeout(open_timeout):
             reader, gpus = await worker.call(functools.partial(_open_sync, cfg))
     except TimeoutError:
         worker.stop()
-        _refuse(cfg, f"nvmlInit did not return within {OPEN_TIMEOUT:g} s", no_driver=False, cause=None)
+        _refuse(cfg, f"NVML did not start within {open_timeout:g} s", no_driver=False, cause=None)
         return None
     except _InitError as exc:
         worker.stop()
@@ -239,7 +241,7 @@ class GpuCollector:
         finally:
             if self._xid is xid and xid.exited.is_set():
                 self._xid = None
-        xid.thread.join(XID_STOP_TIMEOUT)
+        xid.thread.join(0.5)  # it has posted `exited` as its last act
         return True
 
 

@@ -13,6 +13,7 @@ Error policy, per call:
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -116,8 +117,6 @@ def text(value: object) -> str:
 
 def handle_id(handle: Any) -> int:
     """A device handle's address, to match event data against known GPUs."""
-    import ctypes
-
     return int(ctypes.cast(handle, ctypes.c_void_p).value or 0)
 
 
