@@ -11,16 +11,20 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pynvml
 import pytest
-from fakenvml import FakeNvml, wait_until
 
 from edge_agent.collectors.gpu import GpuCollector, open_gpu
 from edge_agent.config import GpuConfig
+
+# The helpers beside this file, importable under any pytest import mode.
+sys.path.insert(0, str(Path(__file__).parent))
+from fakenvml import FakeNvml, Opener, wait_until
 
 SOURCE = Path(__file__).with_name("fake_nvml.c")
 
@@ -63,9 +67,6 @@ def no_library() -> Iterator[None]:
     _point_pynvml_at(None)
     yield
     _point_pynvml_at(saved)
-
-
-Opener = Callable[..., Awaitable[GpuCollector | None]]
 
 
 @pytest.fixture

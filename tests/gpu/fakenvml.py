@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from edge_agent.collectors.gpu import GpuCollector
+
+# open_collector(**GpuConfig options) -> the opened collector (closed by the fixture).
+Opener = Callable[..., Awaitable[GpuCollector | None]]
 
 
 class FakeNvml:

@@ -8,8 +8,7 @@ import logging
 import time
 
 import pytest
-from conftest import Opener
-from fakenvml import FakeNvml, wait_until
+from fakenvml import FakeNvml, Opener, wait_until
 
 from edge_agent.collectors.gpu import open_gpu
 from edge_agent.config import GpuConfig

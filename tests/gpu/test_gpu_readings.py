@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import Opener
-from fakenvml import FakeNvml
+from fakenvml import FakeNvml, Opener
 
 from edge_agent.metrics import METRICS
 from edge_agent.metrics import gpu as gpu_metrics
