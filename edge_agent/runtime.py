@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from edge_agent import config as config_mod
+from edge_agent.collectors.gpu import GpuCollector, open_gpu
 from edge_agent.collectors.host import HostCollector
 from edge_agent.config import Config
 from edge_agent.errors import CollectorError, ConfigError
@@ -144,7 +145,29 @@ def source_specs(cfg: Config) -> dict[str, _Spec]:
             return [Periodic(HostCollector(cfg.agent.name), cfg.host.interval, cfg.host.timeout)]
 
         specs["host"] = _Spec((cfg.host, cfg.agent), host)
+    if cfg.gpu.enabled is not False:
+
+        async def gpu() -> list[Source]:
+            collector = await open_gpu_or_config_error(cfg)
+            if collector is None:
+                return []
+            sources: list[Source] = [Periodic(collector, cfg.gpu.interval, cfg.gpu.timeout)]
+            xid = collector.xid_source()
+            if xid is not None:
+                sources.append(xid)
+            return sources
+
+        specs["gpu"] = _Spec(cfg.gpu, gpu)
     return specs
+
+
+async def open_gpu_or_config_error(cfg: Config) -> GpuCollector | None:
+    """Open NVML as the config asks; a required GPU that cannot be read is a startup error."""
+    try:
+        return await open_gpu(cfg.gpu)
+    except CollectorError as exc:
+        # The collector's message already names gpu.enabled and the cause.
+        raise ConfigError("", f'{exc}; set gpu.enabled = "auto" on hosts that may have no NVIDIA GPU') from exc
 
 
 class Agent:
