@@ -1,0 +1,1 @@
+"""Sinks: where snapshots go (Prometheus endpoint, MQTT broker)."""
