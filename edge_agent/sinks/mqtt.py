@@ -143,6 +143,15 @@ class MqttSink:
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed to the outbox."""
+        await self._call(self._write_pending)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest message committed (or held) by the outbox."""
+        return self._outbox.last_seq
+
     # ------------------------------------------------------------- self-metrics
 
     def self_snapshot(self) -> Snapshot:
@@ -161,14 +170,16 @@ class MqttSink:
 
     # -------------------------------------------------------------- connection
 
-    def _status(self, status: str) -> bytes:
+    def _status(self, status: str, reason: str = "") -> bytes:
+        agent = self._agent
         return status_payload(
             status,
             time.time(),
-            site=self._agent.site,
-            name=self._agent.name,
+            site=agent.site,
+            name=agent.name,
             client_id=self._client_id,
             version=__version__,
+            reason=reason,
         )
 
     def _make_tls(self) -> ssl.SSLContext:
@@ -192,7 +203,7 @@ class MqttSink:
             # the broker re-deliver what the outbox re-sends anyway.
             clean_session=None if v5 else True,
             clean_start=True,
-            will=aiomqtt.Will(self.status_topic, self._status("offline"), qos=1, retain=True),
+            will=aiomqtt.Will(self.status_topic, self._status("offline", "connection lost"), qos=1, retain=True),
             keepalive=cfg.keepalive,
             timeout=max(10.0, 2.0 * cfg.keepalive),
             max_inflight_messages=WINDOW,
@@ -310,7 +321,7 @@ class MqttSink:
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(1.0):
-                await client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+                await client.publish(self.status_topic, self._status("offline", "stopped"), qos=1, retain=True)
                 log.info("mqtt %s:%d: published offline status", self._cfg.host, self._cfg.port)
 
     _pump_stop_grace = 0.0

@@ -180,7 +180,10 @@ class Outbox:
                         db.close()
                         raise
                     self._db = db
-                if self._mem:
+                if self._mem or self._seq_floor:
+                    # Also when memory already drained: the seq floor recorded
+                    # on entering the fallback must be cleared, or the next
+                    # start would skip a million numbers.
                     self._move_memory_to_disk()
             except sqlite3.Error as exc:
                 if self._is_corrupt(exc) and attempt == 0:
@@ -222,11 +225,11 @@ class Outbox:
                 except OSError as move_exc:
                     log.error("outbox %s: cannot move corrupt file aside: %s", src, move_exc)
         log.error(
-            "outbox %s is corrupt (%s); moved it to %s and started a new one; %d queued messages in it are lost",
+            "outbox %s is corrupt (%s); moved it to %s and started a new one; %s",
             self.path,
             exc,
             target,
-            lost,
+            f"{lost} queued messages in it are lost" if lost else "messages queued in it cannot be recovered",
         )
         self._sync_counts()
 

@@ -121,7 +121,12 @@ def snapshot_topic(prefix: str, snap: Snapshot) -> str:
     return f"{prefix}/{topic_level(snap.source)}/{topic_level(snap.device)}"
 
 
-def status_payload(status: str, ts: float, *, site: str, name: str, client_id: str, version: str) -> bytes:
-    return orjson.dumps(
-        {"status": status, "ts": ts, "site": site, "name": name, "client_id": client_id, "version": version}
-    )
+def status_payload(
+    status: str, ts: float, *, site: str, name: str, client_id: str, version: str, reason: str = ""
+) -> bytes:
+    """`<p>/status`: `online` after connecting; `offline` as the will or on a clean stop (`reason` says which)."""
+    doc: dict[str, Any] = {"status": status, "ts": ts, "site": site, "name": name, "client_id": client_id}
+    doc["version"] = version
+    if reason:
+        doc["reason"] = reason
+    return orjson.dumps(doc)
