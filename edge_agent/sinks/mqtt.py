@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiomqtt
+from paho.mqtt import client as paho_client
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig, MqttConfig
@@ -72,10 +73,12 @@ class MqttSink:
         self._write_scheduled = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._closing: asyncio.Event | None = None
+        # asyncio.Event binds to a loop only when first awaited (3.10+), so
+        # these can exist before run(): aclose() may come first.
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._running = False
-        self._stopped: asyncio.Event | None = None
         self._tls: ssl.SSLContext | None = None
         # Self-metrics: plain numbers, read from any thread.
         self.connected = False
@@ -136,7 +139,7 @@ class MqttSink:
 
     def _notify(self) -> None:
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        if loop is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(wake.set)
 
@@ -202,7 +205,8 @@ class MqttSink:
             # The outbox is the session: a broker-side session would only make
             # the broker re-deliver what the outbox re-sends anyway.
             clean_session=None if v5 else True,
-            clean_start=True,
+            # paho rejects clean_start for 3.1.1 unless left at its default.
+            clean_start=True if v5 else paho_client.MQTT_CLEAN_START_FIRST_ONLY,
             will=aiomqtt.Will(self.status_topic, self._status("offline", "connection lost"), qos=1, retain=True),
             keepalive=cfg.keepalive,
             timeout=max(10.0, 2.0 * cfg.keepalive),
@@ -216,12 +220,9 @@ class MqttSink:
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff, forever (until cancelled or closed)."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._wake = asyncio.Event()
-        self._closing = asyncio.Event()
-        self._stopped = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._running = True
+        self._stopped.clear()
         backoff = INITIAL_BACKOFF
         last_error = ""
         attempts = 0
@@ -256,6 +257,14 @@ class MqttSink:
                     error = self._describe(exc)
                 except (OSError, ssl.SSLError) as exc:
                     error = f"cannot set up TLS from mqtt.ca_file/cert_file/key_file: {exc}"
+                except Exception as exc:
+                    # Whatever paho or aiomqtt raise beyond MqttError must not
+                    # end publishing for good: log it (with its traceback,
+                    # once) and retry like any other failure.
+                    error = f"unexpected error: {exc!r}"
+                    if error != last_error:
+                        log.exception("mqtt %s:%d: %s", self._cfg.host, self._cfg.port, error)
+                        last_error = error
                 if error != last_error:
                     log.error("mqtt %s:%d: %s; retrying with backoff", self._cfg.host, self._cfg.port, error)
                     last_error = error
@@ -289,7 +298,6 @@ class MqttSink:
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         """Run while connected; raises MqttError when the connection is lost."""
-        assert self._closing is not None
         await client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         # aiomqtt 2.x resolves this future when the link drops but does not
         # fail the publishes waiting for PUBACK (they wait for their timeout),
@@ -328,7 +336,6 @@ class MqttSink:
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Publish the outbox oldest-first with a window of messages in flight."""
-        assert self._wake is not None
         qos = self._cfg.qos
         window = asyncio.Semaphore(WINDOW)
         inflight: dict[asyncio.Task[None], int] = {}
@@ -396,8 +403,8 @@ class MqttSink:
         with self._lock:
             self._closed = True
         deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT
-        if self._running and self._closing is not None and self._stopped is not None:
-            self._closing.set()
+        self._closing.set()
+        if self._running:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.1, deadline - asyncio.get_running_loop().time())):
                     await self._stopped.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -57,6 +58,7 @@ class Broker:
     workdir: Path
     port: int
     extra: str = ""
+    head: str = ""  # global options that must precede the first listener
     proc: subprocess.Popen[bytes] | None = None
     conf: Path = field(init=False)
 
@@ -64,7 +66,11 @@ class Broker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf = self.workdir / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {self.port} {HOST}\n"
+            self.head
+            # mosquitto started as root drops to user "mosquitto", which cannot
+            # read the test's private temp dirs; stay the current user.
+            + f"user {getpass.getuser()}\n"
+            + f"listener {self.port} {HOST}\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
             # Unlimited queue for offline persistent sessions (default 1000).
             "max_queued_messages 0\n"
@@ -100,10 +106,10 @@ class Broker:
 def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     made: list[Broker] = []
 
-    def make(extra: str = "", *, start: bool = True, anonymous: bool = True) -> Broker:
+    def make(extra: str = "", *, start: bool = True, anonymous: bool = True, head: str = "") -> Broker:
         port = free_port()
         text = ("allow_anonymous true\n" if anonymous else "allow_anonymous false\n") + extra
-        b = Broker(tmp_path / f"broker-{port}", port, text)
+        b = Broker(tmp_path / f"broker-{port}", port, text, head)
         made.append(b)
         if start:
             b.start()
@@ -178,6 +184,7 @@ class Received:
     seqs: dict[int, int] = field(default_factory=dict)  # seq -> times received
     by_topic: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     status: list[dict[str, object]] = field(default_factory=list)
+    retained_data: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -218,16 +225,20 @@ class Subscriber:
                     self.connections += 1
                     self.connected.set()
                     async for msg in client.messages:
-                        self._record(str(msg.topic), bytes(msg.payload) if isinstance(msg.payload, bytes) else b"")
+                        payload = bytes(msg.payload) if isinstance(msg.payload, bytes) else b""
+                        self._record(str(msg.topic), payload, retain=msg.retain)
             except aiomqtt.MqttError:
                 self.connected.clear()
                 await asyncio.sleep(0.1)
 
-    def _record(self, topic: str, payload: bytes) -> None:
+    def _record(self, topic: str, payload: bytes, *, retain: bool) -> None:
         doc = orjson.loads(payload)
         if topic.endswith("/status"):
+            doc["_retained"] = retain
             self.got.status.append(doc)
             return
+        if retain:
+            self.got.retained_data += 1
         seq = int(doc["seq"])
         self.got.seqs[seq] = self.got.seqs.get(seq, 0) + 1
         if self.keep_payloads:

@@ -46,6 +46,8 @@ async def main() -> int:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
+    await sink.flush()  # the outbox is open: last_seq is where this run starts
+    say(f"start {sink.last_seq}")
     last_committed = last_published = -1
     fed = 0
     while not stop.is_set():
