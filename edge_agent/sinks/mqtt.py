@@ -50,6 +50,7 @@ DELETE_BATCH = 512  # acknowledged rows deleted per transaction
 PENDING_MAX = 200_000  # messages waiting for the outbox thread before the oldest are dropped
 CLOSE_TIMEOUT = 2.5  # aclose() budget for flushing and saying goodbye
 INITIAL_BACKOFF = 0.5
+STOP_GRACE = 0.8  # on a clean stop, time for in-flight messages to be acknowledged
 
 
 class MqttSink:
@@ -79,6 +80,7 @@ class MqttSink:
         self._closing = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
+        self._run_task: asyncio.Task[Any] | None = None
         self._tls: ssl.SSLContext | None = None
         # Self-metrics: plain numbers, read from any thread.
         self.connected = False
@@ -221,6 +223,7 @@ class MqttSink:
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff, forever (until cancelled or closed)."""
         self._loop = asyncio.get_running_loop()
+        self._run_task = asyncio.current_task()
         self._running = True
         self._stopped.clear()
         backoff = INITIAL_BACKOFF
@@ -309,7 +312,6 @@ class MqttSink:
             watched: set[asyncio.Future[Any]] = {pump, closing, disconnected}
             await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if closing.done():
-                await self._stop_pump(pump, grace=min(1.0, CLOSE_TIMEOUT / 3))
                 return
             if disconnected.done():
                 exc = disconnected.exception() if not disconnected.cancelled() else None
@@ -318,21 +320,15 @@ class MqttSink:
         finally:
             closing.cancel()
             if not pump.done():
-                await self._stop_pump(pump, grace=0.0)
-
-    async def _stop_pump(self, pump: asyncio.Task[None], grace: float) -> None:
-        self._pump_stop_grace = grace
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-            await pump
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await pump
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await client.publish(self.status_topic, self._status("offline", "stopped"), qos=1, retain=True)
                 log.info("mqtt %s:%d: published offline status", self._cfg.host, self._cfg.port)
-
-    _pump_stop_grace = 0.0
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Publish the outbox oldest-first with a window of messages in flight."""
@@ -386,9 +382,9 @@ class MqttSink:
             # On a clean stop give what is in flight a moment to be
             # acknowledged (fewer duplicates next time); on a lost link the
             # rest stays in the outbox and goes out again after reconnecting.
-            if inflight and self._pump_stop_grace > 0:
+            if inflight and self._closing.is_set():
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    async with asyncio.timeout(self._pump_stop_grace):
+                    async with asyncio.timeout(STOP_GRACE):
                         await asyncio.wait(set(inflight))
             for task in list(inflight):
                 task.cancel()
@@ -406,8 +402,16 @@ class MqttSink:
         self._closing.set()
         if self._running:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.1, deadline - asyncio.get_running_loop().time())):
+                async with asyncio.timeout(max(0.1, deadline - 0.5 - asyncio.get_running_loop().time())):
                     await self._stopped.wait()
+            task = self._run_task
+            if self._running and task is not None and not task.done():
+                # Still inside a connection attempt (waiting for CONNACK from
+                # a broker that does not answer): stop waiting for it.
+                task.cancel()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.3):
+                        await self._stopped.wait()
         # The final write and close run on the outbox thread after anything
         # already queued there; the executor is not waited for beyond the budget.
         final = self._executor.submit(self._close_outbox)

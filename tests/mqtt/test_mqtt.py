@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -382,3 +383,25 @@ async def test_close_is_quick_when_the_broker_is_gone(tmp_path: Path) -> None:
     assert box.messages == 20, "everything submitted before close is in the outbox"
     box.close()
     print(f"sent=20 received=0 duplicates=0 dropped=0 (queued={box.messages})")
+
+
+async def test_close_is_quick_when_the_broker_does_not_answer(tmp_path: Path) -> None:
+    """A listener that accepts TCP but never sends CONNACK: aclose still returns promptly."""
+    silent = socket.socket()
+    silent.bind((HOST, 0))
+    silent.listen(8)
+    try:
+        sink = MqttSink(mqtt_config(silent.getsockname()[1], tmp_path / "q.db"), AGENT)
+        runner = asyncio.create_task(sink.run())
+        sink.submit(update(0))
+        await async_wait_for(lambda: sink._running, 5, "run to start")
+        await sink.flush()
+        started = time.monotonic()
+        await sink.aclose()
+        took = time.monotonic() - started
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(runner, 1)
+        assert took < 3.5
+        assert runner.done()
+    finally:
+        silent.close()
