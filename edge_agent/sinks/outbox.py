@@ -314,11 +314,16 @@ class Outbox:
     def _drop_oldest_disk(self, db: sqlite3.Connection, excess: int) -> tuple[int, int]:
         freed = 0
         upto = 0
-        for seq, size in db.execute("SELECT seq, length(payload) FROM outbox ORDER BY seq"):
-            freed += size
-            upto = seq
-            if freed >= excess:
-                break
+        scan = db.execute("SELECT seq, length(payload) FROM outbox ORDER BY seq")
+        try:
+            for seq, size in scan:
+                freed += size
+                upto = seq
+                if freed >= excess:
+                    break
+        finally:
+            # Finish the read statement before deleting from the same table.
+            scan.close()
         cur = db.execute("DELETE FROM outbox WHERE seq <= ?", (upto,))
         return cur.rowcount, freed
 
