@@ -405,3 +405,51 @@ async def test_close_is_quick_when_the_broker_does_not_answer(tmp_path: Path) ->
         assert runner.done()
     finally:
         silent.close()
+
+
+async def test_full_disk_keeps_publishing_from_memory(
+    broker: Broker, subscriber_factory: Callable[..., Subscriber], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox runs out of space during an outage: one error, the gauge says so, nothing is lost."""
+    sub = subscriber_factory(broker.port, f"{PREFIX}/#", client_id="full-sub", persistent=True)
+    await sub.start()
+    box = Outbox(tmp_path / "q.db", 1 << 30, max_pages=24)
+    sink = MqttSink(mqtt_config(broker.port, tmp_path / "q.db"), AGENT, outbox=box)
+    runner = asyncio.create_task(sink.run())
+    await sink.flush()
+    first = sink.last_seq + 1
+    await async_wait_for(lambda: sink.connected, 20, "connected")
+    broker.stop()
+    await async_wait_for(lambda: not sink.connected, 20, "the outage")
+    with caplog.at_level(logging.ERROR, logger="edge_agent.sinks.outbox"):
+        for i in range(100):
+            sink.submit(update(i, miners=10))
+        await sink.flush()
+    metrics = {r.key: r.value for r in sink.self_snapshot().readings}
+    assert metrics["edge_agent_mqtt_queue_durable"] == 0.0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.endswith("outbox")]
+    assert len(errors) == 1
+    assert "full" in errors[0]
+    broker.start()
+    for i in range(100, 110):  # live data after the outage, still without the disk
+        sink.submit(update(i, miners=10))
+    await sink.flush()
+    last = sink.last_seq
+    await async_wait_for(lambda: sub.got.has_all(range(first, last + 1)), 30, "every seq, disk and memory")
+    report(last - first + 1, sub.got, int(metrics["edge_agent_mqtt_dropped_messages_total"]), range(first, last + 1))
+    assert metrics["edge_agent_mqtt_dropped_messages_total"] == 0
+    await _stop(sink, runner)
+
+
+def test_self_snapshot_readings_are_in_the_metric_table(tmp_path: Path) -> None:
+    from edge_agent.metrics import METRICS
+
+    box = Outbox(tmp_path / "q.db", 1 << 20)
+    sink = MqttSink(mqtt_config(1, tmp_path / "q.db"), AGENT, outbox=box)
+    snap = sink.self_snapshot()
+    assert snap.source == "agent"
+    assert snap.device == "mqtt"
+    for reading in snap.readings:
+        assert reading.key in METRICS, reading.key
+        assert tuple(name for name, _ in reading.labels) == METRICS[reading.key].labels
+    asyncio.run(sink.aclose())

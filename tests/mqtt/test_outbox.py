@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.sinks.outbox import Outbox
 
@@ -269,4 +271,51 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         other.execute("SELECT count(*) FROM outbox").fetchone()
     other.close()
+    box.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 30)),
+            st.tuples(st.just("ack"), st.integers(1, 40)),
+            st.tuples(st.just("reopen"), st.just(0)),
+        ),
+        max_size=25,
+    ),
+    cap_messages=st.integers(5, 60),
+)
+def test_accounting_holds_for_any_sequence(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]], cap_messages: int
+) -> None:
+    """appended == delivered + dropped + queued; queued rows are the newest undelivered, in seq order."""
+    path = tmp_path_factory.mktemp("prop") / "q.db"
+    size = len(render(0, 10**15)[1])
+    cap = size * cap_messages
+    box = Outbox(path, cap, clock=Clock())
+    box.open()
+    appended = acked = dropped = 0
+    item = 0
+    for op, n in ops:
+        if op == "append":
+            box.append(range(item, item + n), render)
+            item += n
+            appended += n
+        elif op == "ack":
+            rows = box.fetch(0, n)
+            box.delete([r.seq for r in rows])
+            acked += len(rows)
+        else:
+            dropped += box.dropped
+            box.close()
+            box = Outbox(path, cap, clock=Clock())
+            box.open()
+        assert box.bytes <= cap
+        seqs = [r.seq for r in box.fetch(0, 10_000)]
+        assert seqs == sorted(seqs)
+        assert box.messages == len(seqs)
+        assert appended == acked + dropped + box.dropped + box.messages
+        if seqs:
+            assert seqs[-1] == box.last_seq, "the newest message is never the one dropped"
     box.close()
