@@ -47,6 +47,11 @@ METRICS: dict[str, Metric] = table(
         unit="bytes",
     ),
     Metric(
+        "edge_agent_mqtt_queue_durable",
+        "gauge",
+        "1 while the outbox writes to disk; 0 while it falls back to memory (disk full or file unusable).",
+    ),
+    Metric(
         "edge_agent_mqtt_published_messages_total",
         "counter",
         "Messages acknowledged by the broker since the agent started.",
