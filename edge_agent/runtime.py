@@ -25,6 +25,7 @@ from edge_agent.errors import CollectorError, ConfigError
 from edge_agent.model import Collector, Emit, Sink, Snapshot, Source, Update
 from edge_agent.notify import Notifier
 from edge_agent.selfstats import CollectorStats
+from edge_agent.sinks.mqtt import MqttSink
 from edge_agent.sinks.prometheus import PrometheusSink
 from edge_agent.summary import site_summary
 
@@ -183,6 +184,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self.prometheus: PrometheusSink | None = None
+        self.mqtt: MqttSink | None = None
         self.started = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -280,11 +282,29 @@ class Agent:
                 raise
             self._start_sink("prometheus", cfg.prometheus, sink)
 
+        old_mqtt = self._sinks.get("mqtt")
+        mqtt_key = (cfg.mqtt, cfg.agent)
+        if old_mqtt is not None and (not cfg.mqtt.enabled or old_mqtt.key != mqtt_key):
+            # aclose publishes the retained "offline" and closes the outbox file
+            # before a new sink opens it again.
+            self.hub.sinks.pop("mqtt", None)
+            self.mqtt = None
+            await self._stop_one(self._sinks.pop("mqtt"))
+        if cfg.mqtt.enabled and "mqtt" not in self._sinks:
+            mqtt = MqttSink(cfg.mqtt, cfg.agent)
+            self.mqtt = mqtt
+            self._start_sink("mqtt", mqtt_key, mqtt)
+
+    def _mqtt_self_snapshot(self) -> Snapshot | None:
+        return self.mqtt.self_snapshot() if self.mqtt is not None else None
+
     def _start_sink(self, name: str, key: object, sink: Sink) -> None:
         if isinstance(sink, PrometheusSink):
             self.prometheus = sink
-        # A rebuilt sink starts from what the agent already knows, not from nothing.
-        sink.submit(Update(snapshots=tuple(self.hub.latest.values())))
+            sink.add_provider(self._mqtt_self_snapshot)
+            # A rebuilt endpoint starts from what the agent already knows, not from nothing.
+            # (Not the MQTT sink: that would publish every device's last reading again.)
+            sink.submit(Update(snapshots=tuple(self.hub.latest.values())))
         self.hub.sinks[name] = sink
         task = asyncio.create_task(sink.run(), name=f"sink:{name}")
         self._sinks[name] = _Running(key, task, sink.aclose)
@@ -307,14 +327,16 @@ class Agent:
                 backoff = min(backoff * 2, 60.0)
 
     async def _stop_one(self, running: _Running) -> None:
-        running.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            async with asyncio.timeout(STOP_TIMEOUT / 2):
-                await running.task
+        """Stop a component. A sink is closed first so it can flush and say goodbye
+        over its live connection; only then is its task cancelled."""
         if running.close is not None:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(STOP_TIMEOUT / 2):
+                async with asyncio.timeout(STOP_TIMEOUT * 0.8):
                     await running.close()
+        running.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            async with asyncio.timeout(STOP_TIMEOUT / 4):
+                await running.task
 
     async def _shutdown(self) -> None:
         sources = [r for group in self._sources.values() for r in group]

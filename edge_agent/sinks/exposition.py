@@ -71,8 +71,12 @@ def _header(metric: Metric, openmetrics: bool) -> bytes:
 _HEADERS = {om: tuple(_header(m, om) for m in FAMILIES) for om in (False, True)}
 
 
-def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool) -> bytes:
-    """Join pre-rendered chunks into one exposition body, families in table order."""
+def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool, eof: bool = True) -> bytes:
+    """Join pre-rendered chunks into one exposition body, families in table order.
+
+    `eof=False` leaves off OpenMetrics' closing line, for a body that more
+    families (of other names) will follow.
+    """
     buckets: list[list[bytes]] = [[] for _ in FAMILIES]
     for chunks in chunk_sets:
         for i, data in chunks:
@@ -83,7 +87,7 @@ def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool) -> bytes:
         if parts:
             out.append(headers[i])
             out.extend(parts)
-    if openmetrics:
+    if openmetrics and eof:
         out.append(b"# EOF\n")
     return b"".join(out)
 

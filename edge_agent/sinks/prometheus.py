@@ -32,7 +32,7 @@ REQUEST_TIMEOUT = 30.0
 # for ~10% smaller bodies (measured in bench/scrape.py).
 GZIP_LEVEL = 1
 
-Provider = Callable[[], Snapshot]
+Provider = Callable[[], Snapshot | None]
 
 
 @dataclass(slots=True)
@@ -64,11 +64,24 @@ class MetricStore:
             return [e.snapshot for e in self._entries.values()]
 
     def render(self, *, openmetrics: bool, gzipped: bool, extra: list[Snapshot]) -> bytes:
-        """Join everything into one body. Call from a worker thread."""
+        """One body: the cached join of every stored snapshot, then `extra`.
+
+        `extra` holds self-metrics read at scrape time (the MQTT uplink's); their
+        families are emitted by nobody else, so they can follow the cached part.
+        A gzip body is two gzip members back to back, which RFC 1952 and every
+        HTTP client (Go's included) read as one stream. Call from a worker thread.
+        """
+        main = self._main(openmetrics, gzipped)
+        tail = exposition.join((exposition.render_readings(s.readings) for s in extra), openmetrics=openmetrics)
+        if gzipped:
+            tail = gzip.compress(tail, compresslevel=GZIP_LEVEL, mtime=0) if tail else b""
+        return main + tail
+
+    def _main(self, openmetrics: bool, gzipped: bool) -> bytes:
         with self._lock:
             version = self._version
             cached = self._cache.get((openmetrics, gzipped))
-            if cached is not None and cached[0] == version and not extra:
+            if cached is not None and cached[0] == version:
                 return cached[1]
             entries = list(self._entries.values())
         chunk_sets: list[exposition.Chunks] = []
@@ -78,13 +91,11 @@ class MetricStore:
                 # Benign race: two scrapes may render the same entry; both results are equal.
                 chunks = entry.chunks = exposition.render_readings(entry.snapshot.readings)
             chunk_sets.append(chunks)
-        chunk_sets.extend(exposition.render_readings(s.readings) for s in extra)
-        body = exposition.join(chunk_sets, openmetrics=openmetrics)
+        body = exposition.join(chunk_sets, openmetrics=openmetrics, eof=False)
         if gzipped:
             body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-        if not extra:
-            with self._lock:
-                self._cache[(openmetrics, gzipped)] = (version, body)
+        with self._lock:
+            self._cache[(openmetrics, gzipped)] = (version, body)
         return body
 
 
@@ -157,9 +168,12 @@ class PrometheusSink:
         extra = []
         for provider in self._providers:
             try:
-                extra.append(provider())
+                snap = provider()
             except Exception:
+                snap = None
                 log.exception("prometheus: a self-metrics provider failed")
+            if snap is not None:
+                extra.append(snap)
         return await asyncio.to_thread(self.store.render, openmetrics=openmetrics, gzipped=gzipped, extra=extra)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
