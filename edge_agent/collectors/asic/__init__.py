@@ -1,0 +1,9 @@
+"""ASIC miners: the cgminer-family RPC client, firmware detection and pure parsers.
+
+Layers, each with one job:
+- `client`: bytes on a socket, read-only by construction, errors classified.
+- `repair`: narrow fixes for the JSON faults real firmware sends.
+- `firmware`: the detection table (which firmware, which commands, which parser).
+- `parse`: pure functions from replies to `MinerInfo` and readings.
+- `miner`: identify a miner and poll it, one connection at a time.
+"""
