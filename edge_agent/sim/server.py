@@ -458,14 +458,21 @@ class SimFleet:
         return firmwares.respond(miner.state, request, self.recorder)
 
 
+_TCP_ESTABLISHED = 1
+
+
 def _client_open(conn: socket.socket) -> bool:
-    """False once the client has closed its end (EOF waiting to be read) or the socket failed."""
+    """False once the client has closed its end or the connection failed.
+
+    The kernel's TCP state says it even when the client's request is still
+    unread (a connection queued behind a busy miner whose client gave up):
+    after the client's FIN the state is CLOSE_WAIT, after a reset CLOSE.
+    """
     try:
-        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
-    except (BlockingIOError, InterruptedError):
-        return True
+        info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
     except OSError:
         return False
+    return info[0] == _TCP_ESTABLISHED
 
 
 def fleet_summary(fleet: SimFleet) -> dict[str, int]:

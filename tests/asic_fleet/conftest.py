@@ -61,7 +61,7 @@ def value(snap: Snapshot, key: str, **labels: str) -> float | None:
     return None
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:  # noqa: ASYNC109
     """Wait until `predicate()` is true, checking every few milliseconds, failing after `timeout`."""
     deadline = time.monotonic() + timeout
     while not predicate():
