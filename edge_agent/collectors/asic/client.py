@@ -50,6 +50,7 @@ __all__ = [
     "http_get",
     "query",
     "request",
+    "split_replies",
     "status_of",
 ]
 
@@ -334,7 +335,12 @@ async def query(
     joined = commands if isinstance(commands, str) else "+".join(commands)
     parts = check_command(joined, miner=miner)
     raw = await _exchange(host, port, _payload(joined, None), timeout=timeout, max_bytes=max_bytes, end=_nul_end)
-    reply = decode(raw, miner)
+    return split_replies(parts, decode(raw, miner), miner)
+
+
+def split_replies(parts: tuple[str, ...], reply: dict[str, Any], miner: str = "") -> dict[str, dict[str, Any]]:
+    """`{command: reply}` from the decoded reply to `"+".join(parts)` (see `query` for the rules)."""
+    joined = "+".join(parts)
     if len(parts) == 1:
         failure = _failed(reply)
         if failure is not None:
@@ -342,12 +348,8 @@ async def query(
         return {joined: reply}
     if "STATUS" in reply:
         # The multi-command itself was refused (some S19 firmware, btminer for get_*).
-        failure = _failed(reply)
-        raise MinerCommandRejected(
-            miner,
-            f"{joined}: {failure[0] if failure else 'multi-command not supported'}",
-            failure[1] if failure else None,
-        )
+        failure = _failed(reply) or ("multi-command not supported", None)
+        raise MinerCommandRejected(miner, f"{joined}: {failure[0]}", failure[1])
     out: dict[str, dict[str, Any]] = {}
     rejected: list[str] = []
     for part in parts:

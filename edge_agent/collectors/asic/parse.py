@@ -383,10 +383,7 @@ def parse_antminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[Miner
     config = _first(replies, "config", "CONFIG")
     if config:
         found["mac"] = _mac(config.get("MACAddr"))
-    info = base.merged(**found)
-    if not info.make:
-        info = info.merged(make=_make_of(info.model))
-    return info, out.finish()
+    return base.merged(**found), out.finish()
 
 
 # --- MicroBT Whatsminer, btminer API v2 ---------------------------------------------------------
@@ -512,7 +509,6 @@ def parse_braiins(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerI
     model = next((_text(row.get("Model")) for row in details if _text(row.get("Model"))), "")
     if model:
         found["model"] = model
-        found["make"] = base.make or _make_of(model)
     return base.merged(**found), out.finish()
 
 
@@ -664,11 +660,25 @@ def parse_cgminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerI
     return base.merged(**found), out.finish()
 
 
+def _with_make(parser: Parser) -> Parser:
+    """Fill in the make from the model name when neither the table nor the replies gave one."""
+
+    def parse(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerInfo, list[Reading]]:
+        info, readings = parser(replies, miner, base)
+        if not info.make and info.model:
+            info = info.merged(make=_make_of(info.model))
+        return info, readings
+
+    parse.__name__ = parser.__name__
+    parse.__doc__ = parser.__doc__
+    return parse
+
+
 PARSERS: dict[str, Parser] = {
-    "antminer": parse_antminer,
-    "whatsminer": parse_whatsminer,
-    "braiins": parse_braiins,
-    "avalon": parse_avalon,
-    "epic": parse_epic,
-    "cgminer": parse_cgminer,
+    "antminer": _with_make(parse_antminer),
+    "whatsminer": _with_make(parse_whatsminer),
+    "braiins": _with_make(parse_braiins),
+    "avalon": _with_make(parse_avalon),
+    "epic": _with_make(parse_epic),
+    "cgminer": _with_make(parse_cgminer),
 }
