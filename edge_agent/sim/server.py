@@ -10,8 +10,10 @@ Cost matters: benchmarks run 10,000 miners in one process next to the agent on a
 2-core host. So there is no `asyncio.Server` per miner: each miner is one
 non-blocking listening socket with a reader callback on the event loop, and a
 coroutine exists only while a connection is being served. Measured on the
-development host (2 cores, Python 3.11, uvloop): 10,000 listeners cost 10,000
-file descriptors and about 25 MB of RSS (see `bench/` for the live figures).
+development host (2 cores, Python 3.11, uvloop, 2026-11): `edge-agent simulate
+--count 10000 --faults 0.1` holds one descriptor per listening miner (9,845)
+and 60 MB RSS, and serves 10,000 miners polled every 30 s with about 8 % of
+one core.
 
 Faults are injected per miner (see `FAULT_KINDS`); every counter a test needs
 (connections accepted, replies served, the most connections open at once across
