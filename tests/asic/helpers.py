@@ -189,3 +189,10 @@ def reading_map(readings: Iterable[Reading], miner: str = "m") -> dict[tuple[str
         assert key not in out, f"duplicate reading {key}"
         out[key] = reading.value
     return out
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for `condition` to hold, polling the event loop, failing after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (conditions on counters that have no event to wait on)
+            await asyncio.sleep(0.005)

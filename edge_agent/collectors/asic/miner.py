@@ -113,6 +113,7 @@ async def identify(
                 _facts_from(summary["summary"], facts)
 
     entry = detect(facts)
+    _check(entry, miner)
     for command in entry.identify:
         if command in replies:
             continue
@@ -130,6 +131,16 @@ async def identify(
         info = info.merged(firmware=entry.name)
     log.debug("%s: identified as %s (%s %s)", miner, entry.key, info.make, info.model)
     return FirmwareProfile(entry=entry, info=info, multicommand=entry.multicommand)
+
+
+def _check(entry: FirmwareEntry, miner: str) -> None:
+    """Refuse the whole poll before any connection if any command it could send is not a read."""
+    if entry.transport == "http":
+        for path in (*entry.poll, *entry.identify):
+            client.check_http_path(path, miner=miner)
+        return
+    for command in (*entry.poll, *entry.identify, *((entry.idle_probe,) if entry.idle_probe else ())):
+        client.check_command(command, miner=miner)
 
 
 async def _singles(
@@ -179,6 +190,7 @@ async def poll(
     """
     miner = f"{host}:{port}"
     entry = profile.entry
+    _check(entry, miner)
     replies: dict[str, dict[str, Any]] = {}
     if entry.transport == "http":
         for path in entry.poll:
