@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import resource
 
 import pytest
@@ -36,7 +37,8 @@ def assert_healthy(rec: Recorder, sim: SimFleet, key: str) -> None:
     assert duration is not None and duration >= 0
     state = sim.state_of(key)
     want = {(r.key, r.labels): r.value for r in firmwares.expected_readings(state, key)}
-    got = {(r.key, r.labels): r.value for r in snap.readings if r.key not in ("asic_up", "asic_poll_duration_seconds")}
+    own = ("asic_up", "asic_poll_duration_seconds", "asic_info")
+    got = {(r.key, r.labels): r.value for r in snap.readings if r.key not in own}
     assert set(got) == set(want), (key, state.firmware, set(got) ^ set(want))
     for k, v in want.items():
         assert got[k] == pytest.approx(v, rel=1e-9), (key, state.firmware, k)
@@ -45,6 +47,16 @@ def assert_healthy(rec: Recorder, sim: SimFleet, key: str) -> None:
     assert snap.attrs["port"] == "4028"
     for name in ("make", "model", "firmware", "mac", "serial"):
         assert snap.attrs.get(name, "") == getattr(info, name), (key, name)
+    [info_reading] = [r for r in snap.readings if r.key == "asic_info"]
+    assert info_reading.value == 1.0
+    assert dict(info_reading.labels) == {
+        "miner": key,
+        "make": info.make,
+        "model": info.model,
+        "firmware": info.firmware,
+        "mac": info.mac,
+        "serial": info.serial,
+    }
 
 
 def assert_no_privileged(sim: SimFleet) -> None:
@@ -112,6 +124,8 @@ async def test_every_fault_kind_shows_down_while_the_rest_stays_correct(make_sim
             snap = rec.latest[key]
             assert value(snap, "asic_up") == 0.0 and value(snap, "asic_poll_duration_seconds") is not None
             assert value(snap, "asic_hashrate_hashes_per_second") is None
+            # Still known by name while down.
+            assert value(snap, "asic_info") == 1.0 and snap.attrs.get("firmware")
             downs = [e for e in rec.events_of(key) if e.kind == "miner_down"]
             assert len(downs) == 1, (kind, rec.events_of(key))
             assert downs[0].detail["reason"] in DOWN_REASONS[kind], (kind, downs[0].detail)
@@ -264,3 +278,35 @@ async def test_endless_and_garbage_replies_cost_bounded_memory(make_sim: MakeSim
         assert {e.detail["reason"] for e in rec.events_of(m.key)} == {"too_large"}
     for m in sim.miners[8:]:
         assert_healthy(rec, sim, m.key)
+
+
+async def test_overloaded_budget_is_reported_in_collector_health(
+    make_sim: MakeSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One connection for six miners that each hold it for the whole timeout: polls start late.
+    sim = await make_sim(6, fault_map=dict.fromkeys(range(6), "blackhole"))
+    rec = Recorder()
+    targets = [m.key for m in sim.miners]
+    fleet = AsicFleet(asic_config(*targets, concurrency=1, interval=0.3, timeout=0.25, backoff_max=0.3))
+    caplog.set_level("WARNING", logger="edge_agent.collectors.asic.fleet")
+
+    def unhealthy() -> bool:
+        snap = rec.latest.get("collector:asic")
+        return snap is not None and value(snap, "edge_agent_collector_up", collector="asic") == 0.0
+
+    async with running(fleet, rec):
+        await wait_for(unhealthy, timeout=30, what="collector reported unhealthy")
+    assert sum("overloaded" in r.getMessage() for r in caplog.records) == 1
+    assert sim.peak_open == 1
+
+
+async def test_aclose_stops_run_and_closes_connections(make_sim: MakeSim) -> None:
+    sim = await make_sim(4, fault_map={0: "blackhole"})
+    rec = Recorder()
+    fleet = AsicFleet(asic_config(str(sim.network), timeout=5.0, interval=5.0))
+    task = asyncio.create_task(fleet.run(rec))
+    await wait_for(lambda: sim.miners[0].open_now == 1, what="blackhole connection held")
+    await fleet.aclose()
+    await asyncio.wait_for(task, 5)
+    await wait_for(lambda: sim.open_now == 0, what="every connection closed")
+    assert fleet.in_flight == 0

@@ -95,3 +95,18 @@ def test_table_marks_absent_values_not_zero() -> None:
     first, second = text.splitlines()[1:]
     assert "110.00 TH/s" in first and first.rstrip().endswith("-")
     assert "timeout" in second
+
+
+def test_progress_bar_redraws_in_place() -> None:
+    import io
+
+    from edge_agent.asic_cli import _progress_bar
+
+    out = io.StringIO()
+    show = _progress_bar(out)
+    for done in range(1, 11):
+        show(done, 10, done // 3)
+    text = out.getvalue()
+    assert text.startswith("\r[") and "\n" not in text
+    assert text.endswith("] 10/10 addresses, 3 miner(s)")
+    assert "[" + "#" * 30 + "]" in text

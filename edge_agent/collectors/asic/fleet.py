@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import itertools
 import logging
@@ -107,6 +108,7 @@ class _Miner:
         "failures",
         "forgotten",
         "host",
+        "info_reading",
         "key",
         "labels",
         "last_seen",
@@ -142,6 +144,34 @@ class _Miner:
         self.forgotten = False
         self.mac = ""
         self.attrs: dict[str, str] = {"address": host, "port": str(port)}
+        # asic_info, built once per identity (not per poll); None until the miner has said who it is.
+        self.info_reading: Reading | None = None
+
+    def set_identity(self, info: MinerInfo) -> None:
+        attrs = {"address": self.host, "port": str(self.port)}
+        for name, value in (
+            ("make", info.make),
+            ("model", info.model),
+            ("firmware", info.firmware),
+            ("mac", info.mac),
+            ("serial", info.serial),
+        ):
+            if value:
+                attrs[name] = value
+        if attrs == self.attrs:
+            return
+        self.attrs = attrs
+        self.mac = info.mac
+        if info.make or info.model or info.firmware:
+            labels = (
+                ("miner", self.key),
+                ("make", info.make),
+                ("model", info.model),
+                ("firmware", info.firmware),
+                ("mac", info.mac),
+                ("serial", info.serial),
+            )
+            self.info_reading = Reading("asic_info", 1.0, labels)
 
 
 class AsicFleet:
@@ -352,8 +382,7 @@ class AsicFleet:
         if profile is not None:
             m.profile = profile
             m.up = True
-            m.mac = profile.info.mac
-            m.attrs = self._attrs(m, profile.info)
+            m.set_identity(profile.info)
         if schedule:
             self._schedule(m, at_least=0, not_before=now)
         return m
@@ -459,7 +488,7 @@ class AsicFleet:
                 "%s: a different miner answers at this address: was %s, now %s",
                 m.key,
                 _describe(m.attrs),
-                _describe(self._attrs(m, profile.info)),
+                _describe({"make": profile.info.make, "model": profile.info.model, "firmware": profile.info.firmware}),
             )
 
     def _succeeded(self, m: _Miner, result: MinerPoll, duration: float, now: float) -> None:
@@ -467,12 +496,13 @@ class AsicFleet:
         # The poll may have learned something about the firmware (it refuses `+`): keep what it learned.
         m.profile = result.profile
         info = result.info
-        attrs = self._attrs(m, info)
-        if attrs != m.attrs:
-            if m.mac and info.mac and info.mac != m.mac:
-                log.info("%s: different miner at this address (MAC %s, was %s)", m.key, info.mac, m.mac)
-            m.mac = info.mac
-            m.attrs = attrs
+        if m.mac and info.mac and info.mac != m.mac:
+            log.info("%s: different miner at this address (MAC %s, was %s)", m.key, info.mac, m.mac)
+        m.set_identity(info)
+        if m.forgotten:
+            # Back within the same batch as its removal: the removal must not win over this snapshot.
+            with contextlib.suppress(ValueError):
+                self._removed.remove((SOURCE, m.key))
         if m.up is False:
             down_for = now - m.down_since
             log.info("%s: miner up again after %.0fs down (%s)", m.key, down_for, m.reason)
@@ -484,11 +514,13 @@ class AsicFleet:
         m.reason = ""
         m.last_seen = now
         m.forgotten = False
-        readings = (
+        head: tuple[Reading, ...] = (
             Reading("asic_up", 1.0, m.labels),
             Reading("asic_poll_duration_seconds", duration, m.labels),
-            *result.readings,
         )
+        if m.info_reading is not None:
+            head += (m.info_reading,)
+        readings = head + result.readings
         self._snapshot(Snapshot(SOURCE, m.key, ts, True, readings, m.attrs))
 
     def _failed(self, m: _Miner, reason: str, detail: str, duration: float, now: float) -> None:
@@ -518,23 +550,16 @@ class AsicFleet:
                 del self._miners[m.key]
                 return
         else:
-            readings = (Reading("asic_up", 0.0, m.labels), Reading("asic_poll_duration_seconds", duration, m.labels))
+            readings: tuple[Reading, ...] = (
+                Reading("asic_up", 0.0, m.labels),
+                Reading("asic_poll_duration_seconds", duration, m.labels),
+            )
+            if m.info_reading is not None:
+                # Who it was is still known while it is down: dashboards can say which miner is down.
+                readings += (m.info_reading,)
             self._snapshot(Snapshot(SOURCE, m.key, ts, False, readings, m.attrs))
         delay = backoff_slots(m.failures, self.cfg.interval, self.cfg.backoff_max)
         self._schedule(m, at_least=m.slot + delay, not_before=now)
-
-    def _attrs(self, m: _Miner, info: MinerInfo) -> dict[str, str]:
-        attrs = {"address": m.host, "port": str(m.port)}
-        for name, value in (
-            ("make", info.make),
-            ("model", info.model),
-            ("firmware", info.firmware),
-            ("mac", info.mac),
-            ("serial", info.serial),
-        ):
-            if value:
-                attrs[name] = value
-        return attrs
 
     # -- output --------------------------------------------------------------------------------------
 
