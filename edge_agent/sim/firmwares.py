@@ -37,6 +37,7 @@ from edge_agent.model import Reading
 __all__ = [
     "FIRMWARES",
     "READ_COMMANDS",
+    "V3_FIRMWARES",
     "BoardState",
     "MinerState",
     "PoolState",
@@ -60,6 +61,11 @@ FIRMWARES: tuple[str, ...] = (
     "epic",
     "cgminer",
 )
+
+# Whatsminer API v3 speaks a different protocol on port 4433; a simulated fleet
+# serves it only where its server listens on that port, so it is not in FIRMWARES.
+V3_FIRMWARES: tuple[str, ...] = ("whatsminer-v3",)
+V3_READ_COMMANDS: frozenset[str] = frozenset({"get.miner.status", "get.device.info"})
 
 # Every read command any simulated firmware knows. Anything else is privileged
 # (or unknown) and is recorded. Kept apart from the client's allowlist on purpose.
@@ -106,7 +112,10 @@ _UNIT = {
     "avalon": GIGA,
     "epic": MEGA,
     "cgminer": MEGA,
+    "whatsminer-v3": TERA,
 }
+# Decimals each firmware prints its hashrates with, where not 2 (v3: TH/s to 0.001).
+_PLACES = {"whatsminer-v3": 3}
 _BASE_WHEN = 1_700_000_000
 
 
@@ -172,9 +181,9 @@ class MinerState:
 # --- states ------------------------------------------------------------------------------------
 
 
-def _q(value: float, unit: float) -> float:
-    """Quantise a hashrate (H/s) to 0.01 of the firmware's unit, as the firmware prints it."""
-    return float(f"{value / unit:.2f}") * unit
+def _q(value: float, unit: float, places: int = 2) -> float:
+    """Quantise a hashrate (H/s) to the decimals the firmware prints in its unit (0.01 unless said)."""
+    return float(f"{value / unit:.{places}f}") * unit
 
 
 _MODELS = {
@@ -187,8 +196,16 @@ _MODELS = {
     "avalon": (("AvalonMiner 1246", 90e12, 114, 3, 2), ("AvalonMiner 1366", 130e12, 120, 3, 4)),
     "epic": (("S19j Pro", 100e12, 126, 3, 4),),
     "cgminer": (("", 10e12, 0, 0, 0),),
+    "whatsminer-v3": (("M60S", 186e12, 156, 3, 2), ("M66S", 298e12, 198, 3, 2)),
 }
-_WATTS_PER_TH = {"whatsminer": 38.0, "braiins": 30.0, "avalon": 34.0, "luxos": 29.5, "epic": 28.0}
+_WATTS_PER_TH = {
+    "whatsminer-v3": 18.5,
+    "whatsminer": 38.0,
+    "braiins": 30.0,
+    "avalon": 34.0,
+    "luxos": 29.5,
+    "epic": 28.0,
+}
 _VERSIONS = {
     "antminer-s9": "Fri Nov 17 17:37:49 CST 2017",
     "antminer-s19": "Wed Oct 21 10:18:10 CST 2020",
@@ -199,6 +216,7 @@ _VERSIONS = {
     "avalon": "21042001_4ec6bb0_61407fa",
     "epic": "PowerPlay-BM v1.8.7",
     "cgminer": "cgminer 4.12.0",
+    "whatsminer-v3": "20241125.16.REL",
 }
 
 
@@ -207,18 +225,19 @@ def random_state(firmware: str, rng: random.Random, index: int) -> MinerState:
     if firmware not in _UNIT:
         raise ValueError(f"unknown firmware {firmware!r}")
     unit = _UNIT[firmware]
+    places = _PLACES.get(firmware, 2)
     model, nominal, chips, board_count, fan_count = rng.choice(_MODELS[firmware])
     boards = []
     for _ in range(board_count):
         boards.append(
             BoardState(
-                hashrate=_q(nominal / board_count * rng.uniform(0.95, 1.04), unit),
+                hashrate=_q(nominal / board_count * rng.uniform(0.95, 1.04), unit, places),
                 chips=chips,
                 chip_temp=rng.randint(62, 88),
                 board_temp=rng.randint(45, 70),
             )
         )
-    hashrate = _q(nominal * rng.uniform(0.95, 1.04), unit)
+    hashrate = _q(nominal * rng.uniform(0.95, 1.04), unit, places)
     power: int | None = None
     if firmware in _WATTS_PER_TH:
         power = round(nominal / TERA * _WATTS_PER_TH[firmware] * rng.uniform(0.97, 1.03))
@@ -241,8 +260,8 @@ def random_state(firmware: str, rng: random.Random, index: int) -> MinerState:
         serial=f"SIM{firmware[:3].upper()}{index:08d}",
         version=_VERSIONS[firmware],
         hashrate=hashrate,
-        hashrate_avg=_q(nominal * rng.uniform(0.97, 1.01), unit),
-        nominal=_q(nominal, unit),
+        hashrate_avg=_q(nominal * rng.uniform(0.97, 1.01), unit, places),
+        nominal=_q(nominal, unit, places),
         boards=tuple(boards),
         fans=tuple(rng.randrange(3000, 6600, 30) for _ in range(fan_count)),
         power=power,
@@ -273,13 +292,14 @@ def evolve(state: MinerState, rng: random.Random) -> MinerState:
     if state.sleeping:
         return replace(state, uptime=state.uptime + rng.randint(1, 30))
     unit = _UNIT[state.firmware]
+    places = _PLACES.get(state.firmware, 2)
     evolved = replace(
         state,
-        hashrate=_q(state.hashrate * rng.uniform(0.99, 1.01), unit),
+        hashrate=_q(state.hashrate * rng.uniform(0.99, 1.01), unit, places),
         boards=tuple(
             replace(
                 b,
-                hashrate=_q(b.hashrate * rng.uniform(0.99, 1.01), unit),
+                hashrate=_q(b.hashrate * rng.uniform(0.99, 1.01), unit, places),
                 chip_temp=max(40, min(95, b.chip_temp + rng.randint(-1, 1))),
                 board_temp=max(30, min(80, b.board_temp + rng.randint(-1, 1))),
             )
@@ -297,8 +317,8 @@ def evolve(state: MinerState, rng: random.Random) -> MinerState:
 # --- what an agent should read back ------------------------------------------------------------
 
 # Which normalised values each firmware's replies carry.
-_HAS_POWER = frozenset({"whatsminer", "braiins", "avalon", "luxos", "epic"})
-_HAS_NOMINAL = frozenset({"antminer-s9", "antminer-s19", "luxos", "vnish", "whatsminer", "braiins"})
+_HAS_POWER = frozenset({"whatsminer", "braiins", "avalon", "luxos", "epic", "whatsminer-v3"})
+_HAS_NOMINAL = frozenset({"antminer-s9", "antminer-s19", "luxos", "vnish", "whatsminer", "braiins", "whatsminer-v3"})
 _BOARD_FIELDS = {
     "antminer-s9": ("hashrate", "chips", "chip", "board"),
     "antminer-s19": ("hashrate", "chips", "chip", "board"),
@@ -309,6 +329,7 @@ _BOARD_FIELDS = {
     "avalon": ("hashrate", "chip"),
     "epic": ("hashrate", "board"),
     "cgminer": (),
+    "whatsminer-v3": ("board",),
 }
 _ANTMINER = frozenset({"antminer-s9", "antminer-s19", "luxos", "vnish"})
 
@@ -322,7 +343,7 @@ def expected_info(state: MinerState) -> MinerInfo:
         return MinerInfo("Bitmain", state.model, f"LuxOS {state.version}", state.mac, "")
     if fw == "vnish":
         return MinerInfo("Bitmain", state.model, state.version, "", "")
-    if fw == "whatsminer":
+    if fw in ("whatsminer", "whatsminer-v3"):
         return MinerInfo("MicroBT", f"Whatsminer {state.model}", state.version, state.mac, state.serial)
     if fw == "braiins":
         return MinerInfo("Bitmain", state.model, state.version, "", "")
@@ -341,6 +362,8 @@ def expected_readings(state: MinerState, miner: str) -> list[Reading]:
     if fw == "whatsminer" and state.sleeping:
         return out  # stopped btminer answers only `status`
     out.append(Reading("asic_hashrate_average_hashes_per_second", state.hashrate_avg, m))
+    if fw == "whatsminer-v3":
+        return _expected_v3(state, m, out)
     if fw == "braiins":
         # bosminer reports nominal per board (devs `Nominal MHS`); the agent sums them.
         per_board = _u((state.nominal or 0.0) / max(1, len(state.boards)), MEGA) * MEGA
@@ -381,6 +404,22 @@ def expected_readings(state: MinerState, miner: str) -> list[Reading]:
     for i, pool in enumerate(pools):
         pool_labels: tuple[tuple[str, str], ...] = (*m, ("pool", str(i)), ("url", pool.url), ("user", pool.user))
         out.append(Reading("asic_pool_up", 1.0 if pool.alive else 0.0, pool_labels))
+    return out
+
+
+def _expected_v3(state: MinerState, m: tuple[tuple[str, str], ...], out: list[Reading]) -> list[Reading]:
+    # v3's documented summary has no shares or hardware errors; pools and edevs are not read.
+    if state.nominal is not None:
+        out.append(Reading("asic_nominal_hashrate_hashes_per_second", state.nominal, m))
+    out.append(Reading("asic_uptime_seconds", float(state.uptime), m))
+    for i, board in enumerate(state.boards):
+        out.append(Reading("asic_board_temperature_celsius", float(board.board_temp), (*m, ("board", str(i)))))
+    for i, rpm in enumerate(r for r in state.fans if r > 0):
+        out.append(Reading("asic_fan_speed_rpm", float(rpm), (*m, ("fan", str(i)))))
+    if state.power is not None:
+        out.append(Reading("asic_power_watts", float(state.power), m))
+        if state.hashrate > 0:
+            out.append(Reading("asic_efficiency_joules_per_terahash", state.power / (state.hashrate / TERA), m))
     return out
 
 
@@ -1084,6 +1123,8 @@ def respond(state: MinerState, request: bytes, recorder: Recorder | None = None)
     """
     if state.firmware == "epic":
         return _epic(state, request, recorder)
+    if state.firmware in V3_FIRMWARES:
+        return _v3(state, request, recorder)
     fw = _FIRMWARE[state.firmware]
     command, ok = _parse_request(request)
     if not ok:
@@ -1189,3 +1230,102 @@ def _epic(state: MinerState, request: bytes, recorder: Recorder | None) -> bytes
         caps = {"Model": state.model, "Max HBs": 3, "Default Hashrate": _u(state.nominal or 0, MEGA)}
         return _http("200 OK", orjson.dumps(caps))
     return _http("404 Not Found")
+
+
+# --- Whatsminer API v3 (length-prefixed JSON on port 4433) --------------------------------------------
+
+
+def _v3_frame(obj: dict[str, Any]) -> bytes:
+    body = orjson.dumps(obj)
+    return len(body).to_bytes(4, "little") + body
+
+
+def _v3_reply(state: MinerState, desc: str, code: int, msg: Any) -> bytes:
+    return _v3_frame({"code": code, "when": _BASE_WHEN + state.uptime, "msg": msg, "desc": desc})
+
+
+def _v3_summary(state: MinerState) -> dict[str, Any]:
+    def th(value: float) -> float:
+        return round(value / TERA, 3)
+
+    boards = state.boards
+    return {
+        "elapsed": state.uptime,
+        "bootup-time": state.uptime + 101,
+        "freq-avg": 0 if state.sleeping else 788,
+        "target-freq": 0,
+        "factory-hash": th(state.nominal or 0.0),
+        "hash-average": th(state.hashrate_avg),
+        "hash-1min": th(state.hashrate),
+        "hash-15min": th(state.hashrate_avg),
+        "hash-realtime": th(state.hashrate),
+        "power-rate": round((state.power or 0) / (state.hashrate / TERA), 3) if state.hashrate else 0,
+        "power-5min": float(state.power or 0),
+        "power-realtime": state.power or 0,
+        "environment-temperature": 34.8,
+        "board-temperature": [float(b.board_temp) for b in boards],
+        "chip-temp-min": float(min((b.chip_temp for b in boards), default=0)) - 9,
+        "chip-temp-avg": float(max((b.chip_temp for b in boards), default=0)) - 4,
+        "chip-temp-max": float(max((b.chip_temp for b in boards), default=0)),
+        "power-limit": 3500,
+        "up-freq-finish": 0 if state.sleeping else 1,
+        "fan-speed-in": state.fans[0] if state.fans else 0,
+        "fan-speed-out": state.fans[1] if len(state.fans) > 1 else 0,
+    }
+
+
+def _v3_device_info(state: MinerState, sections: list[str]) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "network": {
+            "ip": "192.0.2.60",
+            "proto": "dhcp",
+            "netmask": "255.255.255.0",
+            "dns": "192.0.2.1",
+            "mac": state.mac,
+            "gateway": "192.0.2.1",
+            "hostname": "WhatsMiner",
+        },
+        "miner": {
+            "working": "false" if state.sleeping else "true",
+            "type": state.model,
+            "hash-board": "H70",
+            "board-num": str(len(state.boards)),
+            "miner-sn": state.serial,
+            "power-limit-set": "3600",
+            "web-pool": 1,
+        },
+        "system": {"api": "3.0.0", "platform": "H616", "fwversion": state.version, "ledstatus": "auto"},
+        "power": {"type": "P221C", "iin": 14.8, "vin": 220.5, "pin": state.power or 0, "fanspeed": 6112},
+        "salt": "px5hoXa9",
+    }
+    return {k: v for k, v in full.items() if k in sections} if sections else full
+
+
+def _v3(state: MinerState, request: bytes, recorder: Recorder | None) -> bytes:
+    if len(request) < 4:
+        return b""
+    length = int.from_bytes(request[:4], "little")
+    try:
+        obj = orjson.loads(request[4 : 4 + length])
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict) or not isinstance(obj.get("cmd"), str):
+        if recorder is not None:
+            recorder.record("<malformed>", privileged=False)
+        return _v3_reply(state, "", -3, "invalid json item")
+    cmd: str = obj["cmd"]
+    param = obj.get("param")
+    privileged = cmd not in V3_READ_COMMANDS or (cmd == "get.device.info" and param == "salt")
+    if recorder is not None:
+        recorder.record(cmd, privileged=privileged)
+    if cmd.startswith("set."):
+        return _v3_reply(state, cmd, -4, "no permission")
+    if cmd == "get.miner.status":
+        sections = param.split("+") if isinstance(param, str) else []
+        msg: dict[str, Any] = {}
+        if "summary" in sections:
+            msg["summary"] = _v3_summary(state)
+        return _v3_reply(state, cmd, 0, msg)
+    if cmd == "get.device.info":
+        return _v3_reply(state, cmd, 0, _v3_device_info(state, [param] if isinstance(param, str) else []))
+    return _v3_reply(state, cmd, -2, "invalid command")

@@ -44,9 +44,9 @@ class Peer:
         self.closed = asyncio.Event()
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> Peer:
-        self.host = next_host()
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+    async def start(self, host: str = "", port: int = 0) -> Peer:
+        self.host = host or next_host()
+        self._server = await asyncio.start_server(self._serve, self.host, port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

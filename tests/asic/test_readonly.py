@@ -207,6 +207,11 @@ def test_every_command_in_the_firmware_table_is_a_read() -> None:
         for command in commands:
             if entry.transport == "http":
                 assert command in HTTP_READ_PATHS, (entry.key, command)
+            elif entry.transport == "btminer-v3":
+                if command in entry.identify:
+                    client.check_v3(command)
+                else:
+                    client.check_v3("get.miner.status", command)
             else:
                 client.check_command(command)
         if entry.multicommand and entry.transport == "cgminer":

@@ -155,3 +155,14 @@ def test_recorded_faulty_replies_need_and_survive_repair(directory: str, command
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(raw.rstrip(b"\x00"))
     assert isinstance(repair.loads(raw), dict)
+
+
+def test_btminer_missing_comma_before_a_key() -> None:
+    # btminer 2023-01-06: an empty string value run into the next key: "..."",""temp0"
+    raw = b'{"DEVS":[{"Chip Temp Avg":""\n"temp0":71.5,"PCB SN":"HEM4P2"}]}'
+    assert repair.loads(raw) == {"DEVS": [{"Chip Temp Avg": "", "temp0": 71.5, "PCB SN": "HEM4P2"}]}
+
+
+def test_adjacent_quotes_inside_a_string_are_left_alone() -> None:
+    raw = b'{"a":"say \\"hi\\"","b":[1,]}'
+    assert repair.loads(raw) == {"a": 'say "hi"', "b": [1]}

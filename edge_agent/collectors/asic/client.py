@@ -12,7 +12,8 @@ Transport rules (cgminer serves one connection at a time and does a single
 
 Read-only: every command, and every `+`-joined part of a multi-command, must be
 in `READ_COMMANDS`; every HTTP path must be in `HTTP_READ_PATHS` and the only
-method is GET. The check runs before a socket is opened, and there is no other
+method is GET; Whatsminer API v3 requests must be `get.*` reads of the sections
+in `_V3_PARAMS`. The check runs before a socket is opened, and there is no other
 way to put bytes on the wire.
 """
 
@@ -36,6 +37,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "HTTP_READ_PATHS",
     "READ_COMMANDS",
+    "V3_PORT",
+    "V3_READ_COMMANDS",
     "CommandNotAllowed",
     "MinerCommandRejected",
     "MinerError",
@@ -46,9 +49,11 @@ __all__ = [
     "MinerTimeout",
     "check_command",
     "check_http_path",
+    "check_v3",
     "decode",
     "http_get",
     "query",
+    "query_v3",
     "request",
     "split_replies",
     "status_of",
@@ -99,6 +104,16 @@ READ_COMMANDS: frozenset[str] = frozenset(
 
 # ePIC serves JSON over HTTP on the miner port; these GET paths only read.
 HTTP_READ_PATHS: frozenset[str] = frozenset({"/summary", "/capabilities", "/hashrate", "/temps", "/fanspeed"})
+
+# Whatsminer API v3 (btminer firmware from 2024-11, TCP 4433, length-prefixed JSON):
+# only `get.*` reads, and only the sections that carry no secret (`salt` is left out:
+# it exists to sign write commands).
+V3_PORT = 4433
+V3_READ_COMMANDS: frozenset[str] = frozenset({"get.miner.status", "get.device.info"})
+_V3_PARAMS: dict[str, frozenset[str]] = {
+    "get.miner.status": frozenset({"summary", "pools", "edevs"}),
+    "get.device.info": frozenset({"miner", "system", "power", "network", "error-code"}),
+}
 
 # A parameter selects a device (`asc|0`); nothing a read command takes needs more.
 _PARAMETER_RE = re.compile(r"^[0-9]{1,4}$")
@@ -191,6 +206,16 @@ def check_http_path(path: str, *, miner: str = "") -> str:
     if not isinstance(path, str) or path not in HTTP_READ_PATHS:
         raise CommandNotAllowed(miner, f"GET {path!r} is not a read path")
     return path
+
+
+def check_v3(command: str, param: str | None = None, *, miner: str = "") -> None:
+    """Validate a Whatsminer API v3 request: a `get.*` read and `+`-joined read sections only."""
+    if not isinstance(command, str) or command not in V3_READ_COMMANDS:
+        raise CommandNotAllowed(miner, f"{command!r} is not a v3 read command")
+    if param is None:
+        return
+    if not isinstance(param, str) or not all(part in _V3_PARAMS[command] for part in param.split("+")):
+        raise CommandNotAllowed(miner, f"{command} param {param!r} is not a read section")
 
 
 def _nul_end(buf: bytearray, start: int) -> int:
@@ -365,6 +390,64 @@ def split_replies(parts: tuple[str, ...], reply: dict[str, Any], miner: str = ""
     if rejected:
         log.debug("%s: %s rejected within %s", miner, ",".join(rejected), joined)
     return out
+
+
+def _v3_frames(buf: bytearray | bytes) -> tuple[int, int]:
+    """(offset, length) of the first non-empty v3 frame, skipping zero-length heartbeats.
+
+    Length is -1 while the 4-byte prefix has not fully arrived.
+    """
+    pos = 0
+    while len(buf) - pos >= 4:
+        length = int.from_bytes(buf[pos : pos + 4], "little")
+        if length:
+            return pos + 4, length
+        pos += 4
+    return pos, -1
+
+
+async def query_v3(
+    host: str,
+    port: int,
+    command: str,
+    param: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-request deadline, applied inside with asyncio.timeout)
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> dict[str, Any]:
+    """One Whatsminer API v3 read: a 4-byte little-endian length then JSON, each way.
+
+    Returns the reply (`code`, `when`, `msg`, `desc`); a non-zero `code` raises
+    `MinerCommandRejected`. The v3 server keeps connections open; the client
+    closes after one reply.
+    """
+    miner = f"{host}:{port}"
+    check_v3(command, param, miner=miner)
+    body = orjson.dumps({"cmd": command} if param is None else {"cmd": command, "param": param})
+
+    def end(buf: bytearray, start: int) -> int:
+        offset, length = _v3_frames(buf)
+        if length < 0:
+            return -1
+        if length > max_bytes:
+            raise MinerResponseTooLarge(miner, f"v3 frame announces {length} bytes (cap {max_bytes})")
+        return offset + length if len(buf) >= offset + length else -1
+
+    frame = len(body).to_bytes(4, "little") + body
+    raw = await _exchange(host, port, frame, timeout=timeout, max_bytes=max_bytes, end=end)
+    offset, length = _v3_frames(raw)
+    if length < 0 or len(raw) < offset + length:
+        raise MinerMalformed(miner, "connection closed inside a v3 frame", raw)
+    reply = decode(raw[offset : offset + length], miner)
+    code = reply.get("code")
+    if code != 0:
+        msg = reply.get("msg")
+        raise MinerCommandRejected(
+            miner,
+            f"{command}: {msg if isinstance(msg, str) else 'code ' + str(code)}",
+            code if isinstance(code, int) else None,
+        )
+    return reply
 
 
 def _http_end(buf: bytearray, start: int) -> int:

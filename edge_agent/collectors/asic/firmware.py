@@ -8,7 +8,8 @@ mapping of field -> text:
   "btminer", "whatsminer v1.1");
 - every string field of `VERSION[0]` (`Type`, `PROD`, `BMMiner`, `LUXminer`...);
 - `keys`: the names of the `VERSION[0]` fields, space-joined;
-- `api`: "btminer" when `get_version` answered, "http" when the port speaks HTTP.
+- `api`: "btminer" when `get_version` answered, "http" when the port speaks HTTP,
+  "btminer-v3" when the Whatsminer API v3 answered on port 4433.
 
 The first entry with a matching (field, regex) pair wins; a miner nothing
 matches is read generically as cgminer rather than rejected.
@@ -32,7 +33,9 @@ class FirmwareEntry:
 
     `poll`: commands read each interval (sent joined with `+` when
     `multicommand`, else one per connection, in order). `identify`: extra
-    commands read once at identification for make/model/MAC/serial. `idle_probe`:
+    commands read once at identification for make/model/MAC/serial. For
+    `transport="http"` both hold GET paths; for "btminer-v3", `poll` holds the
+    `get.miner.status` sections and `identify` the `get.*` commands. `idle_probe`:
     the command that still answers when mining is stopped (btminer `status`).
     `parser`: a key of `parse.PARSERS`.
     """
@@ -46,7 +49,7 @@ class FirmwareEntry:
     multicommand: bool = True
     identify: tuple[str, ...] = ()
     idle_probe: str = ""
-    transport: Literal["cgminer", "http"] = "cgminer"
+    transport: Literal["cgminer", "http", "btminer-v3"] = "cgminer"
 
     def matches(self, facts: Mapping[str, str]) -> bool:
         return any(re.search(pattern, facts.get(field, "")) for field, pattern in self.match)
@@ -66,6 +69,18 @@ TABLE: tuple[FirmwareEntry, ...] = (
         parser="epic",
         multicommand=False,
         transport="http",
+    ),
+    FirmwareEntry(
+        key="whatsminer-v3",
+        name="btminer",
+        make="MicroBT",
+        match=(("api", r"^btminer-v3$"),),
+        # get.miner.status sections, sent as one `param` ("summary").
+        poll=("summary",),
+        identify=("get.device.info",),
+        parser="whatsminer-v3",
+        multicommand=False,
+        transport="btminer-v3",
     ),
     FirmwareEntry(
         key="luxos",

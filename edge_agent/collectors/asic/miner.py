@@ -14,10 +14,13 @@ from edge_agent.collectors.asic import client
 from edge_agent.collectors.asic.client import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
+    V3_PORT,
     MinerCommandRejected,
+    MinerError,
     MinerMalformed,
+    MinerRefused,
 )
-from edge_agent.collectors.asic.firmware import FirmwareEntry, detect
+from edge_agent.collectors.asic.firmware import FirmwareEntry, by_key, detect
 from edge_agent.collectors.asic.parse import PARSERS, MinerInfo
 from edge_agent.model import Reading
 
@@ -33,6 +36,9 @@ class FirmwareProfile:
     entry: FirmwareEntry
     info: MinerInfo
     multicommand: bool
+    # The port to talk to when it is not the target's own: a Whatsminer whose 4028 is
+    # closed but whose API v3 answers on 4433. Readings keep the target's address.
+    port: int | None = None
 
     @property
     def key(self) -> str:
@@ -86,7 +92,51 @@ async def identify(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FirmwareProfile:
-    """Find which firmware a miner runs and who it is. Raises a `MinerError` if it does not answer."""
+    """Find which firmware a miner runs and who it is. Raises a `MinerError` if it does not answer.
+
+    Port 4433 is Whatsminer API v3. On any other port the cgminer API is tried;
+    when that port refuses the connection, API v3 on 4433 is tried before giving
+    up (Whatsminer firmware from 2024-11 can have the v2 API switched off).
+    """
+    if port == V3_PORT:
+        return await _identify_v3(host, port, port, timeout, max_bytes)
+    try:
+        return await _identify_cgminer(host, port, timeout, max_bytes)
+    except MinerRefused as refused:
+        try:
+            return await _identify_v3(host, port, V3_PORT, timeout, max_bytes)
+        except MinerError:
+            raise refused from refused.__cause__
+
+
+async def _identify_v3(
+    host: str,
+    port: int,
+    connect_port: int,
+    timeout: float,  # noqa: ASYNC109
+    max_bytes: int,
+) -> FirmwareProfile:
+    miner = f"{host}:{port}"
+    entry = by_key("whatsminer-v3")
+    _check(entry, miner)
+    replies: dict[str, dict[str, Any]] = {}
+    for command in entry.identify:
+        replies[command] = await client.query_v3(host, connect_port, command, timeout=timeout, max_bytes=max_bytes)
+    info, _ = PARSERS[entry.parser](replies, miner, MinerInfo(make=entry.make))
+    if not info.firmware:
+        info = info.merged(firmware=entry.name)
+    log.debug("%s: identified as %s (%s %s) on port %d", miner, entry.key, info.make, info.model, connect_port)
+    return FirmwareProfile(
+        entry=entry, info=info, multicommand=False, port=None if connect_port == port else connect_port
+    )
+
+
+async def _identify_cgminer(
+    host: str,
+    port: int,
+    timeout: float,  # noqa: ASYNC109
+    max_bytes: int,
+) -> FirmwareProfile:
     miner = f"{host}:{port}"
     facts: dict[str, str] = {}
     replies: dict[str, dict[str, Any]] = {}
@@ -138,6 +188,11 @@ def _check(entry: FirmwareEntry, miner: str) -> None:
     if entry.transport == "http":
         for path in (*entry.poll, *entry.identify):
             client.check_http_path(path, miner=miner)
+        return
+    if entry.transport == "btminer-v3":
+        client.check_v3("get.miner.status", "+".join(entry.poll), miner=miner)
+        for command in entry.identify:
+            client.check_v3(command, miner=miner)
         return
     for command in (*entry.poll, *entry.identify, *((entry.idle_probe,) if entry.idle_probe else ())):
         client.check_command(command, miner=miner)
@@ -191,10 +246,15 @@ async def poll(
     miner = f"{host}:{port}"
     entry = profile.entry
     _check(entry, miner)
+    port = profile.port or port
     replies: dict[str, dict[str, Any]] = {}
     if entry.transport == "http":
         for path in entry.poll:
             replies["http:" + path] = await client.http_get(host, port, path, timeout=timeout, max_bytes=max_bytes)
+    elif entry.transport == "btminer-v3":
+        replies["get.miner.status"] = await client.query_v3(
+            host, port, "get.miner.status", "+".join(entry.poll), timeout=timeout, max_bytes=max_bytes
+        )
     elif profile.multicommand and len(entry.poll) > 1:
         try:
             replies = await client.query(host, port, entry.poll, timeout=timeout, max_bytes=max_bytes)

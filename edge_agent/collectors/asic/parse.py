@@ -455,6 +455,55 @@ def parse_whatsminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[Min
     return base.merged(**found), out.finish()
 
 
+# --- MicroBT Whatsminer, API v3 (port 4433) ---------------------------------------------------------
+
+
+def _v3_msg(replies: Replies, command: str) -> Mapping[str, Any]:
+    reply = replies.get(command)
+    msg = reply.get("msg") if isinstance(reply, Mapping) else None
+    return msg if isinstance(msg, Mapping) else {}
+
+
+def _v3_section(msg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    section = msg.get(key)
+    return section if isinstance(section, Mapping) else {}
+
+
+def parse_whatsminer_v3(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerInfo, list[Reading]]:
+    """`get.miner.status` (summary) and `get.device.info`: hashrates in TH/s.
+
+    Only the documented summary fields are read: per-board temperatures come
+    from `board-temperature[]`; v3's pools and edevs layouts are not documented
+    well enough to trust, so shares, pools and per-board rates stay absent.
+    """
+    out = _Out(miner)
+    summary = _v3_section(_v3_msg(replies, "get.miner.status"), "summary")
+    info = _v3_msg(replies, "get.device.info")
+    realtime = _non_negative(summary.get("hash-realtime"))
+    out.set_hashrate(None if realtime is None else realtime * TERA)
+    average = _non_negative(summary.get("hash-average"))
+    out.add("asic_hashrate_average_hashes_per_second", None if average is None else average * TERA)
+    factory = _positive(summary.get("factory-hash"))
+    out.add("asic_nominal_hashrate_hashes_per_second", None if factory is None else factory * TERA)
+    out.set_power(_positive(summary.get("power-realtime")))
+    out.add("asic_uptime_seconds", _non_negative(summary.get("elapsed")))
+    out.fans((number(summary.get("fan-speed-in")), number(summary.get("fan-speed-out"))))
+    temps = summary.get("board-temperature")
+    if isinstance(temps, list):
+        for board, temp in enumerate(temps):
+            out.board("asic_board_temperature_celsius", board, _temperature(temp))
+
+    found: dict[str, str] = {}
+    hardware = _v3_section(info, "miner")
+    kind = _text(hardware.get("type"))
+    if kind:
+        found["model"] = kind if kind.lower().startswith("whatsminer") else f"Whatsminer {kind}"
+    found["serial"] = _text(hardware.get("miner-sn"))
+    found["firmware"] = _text(_v3_section(info, "system").get("fwversion"))
+    found["mac"] = _mac(_v3_section(info, "network").get("mac"))
+    return base.merged(**found), out.finish()
+
+
 # --- Braiins OS / OS+ (bosminer, BOSer) ----------------------------------------------------------
 
 
@@ -677,6 +726,7 @@ def _with_make(parser: Parser) -> Parser:
 PARSERS: dict[str, Parser] = {
     "antminer": _with_make(parse_antminer),
     "whatsminer": _with_make(parse_whatsminer),
+    "whatsminer-v3": _with_make(parse_whatsminer_v3),
     "braiins": _with_make(parse_braiins),
     "avalon": _with_make(parse_avalon),
     "epic": _with_make(parse_epic),

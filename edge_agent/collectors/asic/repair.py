@@ -10,6 +10,8 @@ or `nan` inside a pool URL or a firmware string is never touched:
 - `}{` with no comma between objects (bmminer STATS on S9-era Antminers);
 - `,}` and `,]` trailing commas (btminer on Whatsminers);
 - `[,` and `{,` leading commas (seen in the wild on Avalon and btminer);
+- a missing comma between a string and the next key (`"abc""temp0"`, btminer
+  2023-01 and the v3 `get.device.info` reply);
 - bare `nan`, `-nan`, `inf`, `-inf` tokens (cgminer's `%f` formatting has no
   NaN guard) become `null`, which the parsers treat as no data.
 
@@ -37,7 +39,7 @@ class BeyondRepair(ValueError):
 # is consumed as part of the string and never rewritten.
 _TOKENS = re.compile(
     r"""
-    "(?:[^"\\]|\\.)*"                          # a complete string literal
+    "(?:[^"\\]|\\.)*"(?P<gap>\s*(?="))?            # a string literal; gap: another string follows
     | \}\s*\{                                  # }{   (bmminer)
     | ,\s*(?=[}\]])                            # ,} ,] (btminer)
     | (?<=[\[{])\s*,                           # [, {,
@@ -51,7 +53,9 @@ def _fix(match: re.Match[str]) -> str:
     text = match.group(0)
     first = text[0]
     if first == '"':
-        return text
+        gap = match.group("gap")
+        # Two strings in a row are never valid JSON: btminer drops the comma before a key.
+        return text if gap is None else text[: len(text) - len(gap)] + "," + gap
     if first == "}":
         return "},{"
     if first == "," or first.isspace():
