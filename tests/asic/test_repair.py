@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.collectors.asic import repair
 from edge_agent.collectors.asic.client import MinerMalformed, decode
@@ -166,3 +169,25 @@ def test_btminer_missing_comma_before_a_key() -> None:
 def test_adjacent_quotes_inside_a_string_are_left_alone() -> None:
     raw = b'{"a":"say \\"hi\\"","b":[1,]}'
     assert repair.loads(raw) == {"a": 'say "hi"', "b": [1]}
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('ab }{][,:"\\nainf- \n\t\u00b0')),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.sampled_from('ab }{,"nan'), max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_repairs_never_change_valid_json(value: object) -> None:
+    """Every repair is narrow: applied to valid JSON (strings full of }{ ,} nan inf) it changes nothing."""
+    for text in (orjson.dumps(value).decode(), json.dumps(value, indent=1)):
+        assert repair.repair_text(text) == text
