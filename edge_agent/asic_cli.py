@@ -10,9 +10,9 @@ from typing import Any, TextIO
 import orjson
 
 from edge_agent.collectors.asic.discovery import Found, count_addresses, scan
+from edge_agent.collectors.asic.limits import raise_nofile_limit
 from edge_agent.config import DEFAULT_MINER_PORT, AsicTarget, parse_target
 from edge_agent.errors import ConfigError
-from edge_agent.sim.server import raise_nofile_limit
 
 _MAX_BYTES = 1 << 20
 
@@ -48,7 +48,7 @@ def run_scan(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"edge-agent scan: {exc.problem}", file=sys.stderr)
         return 2
-    raise_nofile_limit()
+    raise_nofile_limit(args.concurrency)
     show_progress = sys.stderr.isatty()
     found = asyncio.run(
         scan(

@@ -28,13 +28,13 @@ import contextlib
 import ipaddress
 import logging
 import random
-import resource
 import socket
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edge_agent.collectors.asic.limits import raise_nofile_limit
 from edge_agent.sim import firmwares
 
 log = logging.getLogger(__name__)
@@ -54,25 +54,6 @@ _PENDING_MAX = 16
 _IDLE_SECONDS = 30.0
 _HOLD_SECONDS = 600.0
 _ENDLESS_CHUNK = b'{"STATUS":[{"STATUS":"S","When":0,"Code":70,"Msg":"CGMiner stats"}],"STATS":[' + b"1," * 4000
-
-
-def raise_nofile_limit() -> int:
-    """Raise this process's open-file soft limit to the hard limit; return the new soft limit.
-
-    Every miner is a listening socket and every connection another descriptor, so
-    a 10,000-miner fleet needs more than the usual 1,024.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft == resource.RLIM_INFINITY or soft >= hard:
-        return int(soft if soft != resource.RLIM_INFINITY else hard)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError) as exc:
-        log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
-        return int(soft)
-    return int(hard)
 
 
 class SimMiner:
@@ -234,7 +215,7 @@ class SimFleet:
     async def start(self) -> SimFleet:
         """Bind every miner's listener. Raises OSError if an address is taken."""
         self._loop = asyncio.get_running_loop()
-        raise_nofile_limit()
+        raise_nofile_limit(len(self.miners) + 64)
         try:
             for miner in self.miners:
                 if miner.fault != "refused":

@@ -38,6 +38,7 @@ from typing import Any
 from edge_agent.collectors.asic import discovery
 from edge_agent.collectors.asic import miner as miner_api
 from edge_agent.collectors.asic.client import MinerError
+from edge_agent.collectors.asic.limits import raise_nofile_limit
 from edge_agent.collectors.asic.miner import FirmwareProfile, MinerPoll
 from edge_agent.collectors.asic.parse import MinerInfo
 from edge_agent.collectors.asic.schedule import backoff_slots, phase, slot_at_or_after
@@ -233,6 +234,7 @@ class AsicFleet:
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
+        raise_nofile_limit(self.cfg.concurrency)
         now = time.monotonic()
         self._epoch = now
         self._next_stats = now + self.cfg.interval
