@@ -20,48 +20,20 @@ from edge_agent.collectors.asic.parse import PARSERS, MinerInfo
 from edge_agent.sim import firmwares
 from edge_agent.sim.firmwares import Recorder
 
-from .helpers import Peer, fixed_reply, next_host, reading_map, sim_handler
+from .helpers import Peer, fixed_reply, fixture_bytes, next_host, reading_map, sim_handler
 from .test_sim_firmwares import assert_in_metric_table, assert_readings_match
 
-DOC_SUMMARY = {
-    "code": 0,
-    "when": 1692685476,
-    "msg": {
-        "summary": {
-            "elapsed": 1074,
-            "bootup-time": 1175,
-            "freq-avg": 788,
-            "target-freq": 0,
-            "factory-hash": 101.366,
-            "hash-average": 101.847,
-            "hash-1min": 102.072,
-            "hash-15min": 101.847,
-            "hash-realtime": 101.847,
-            "power-rate": 31.886,
-            "power-5min": 3247.641,
-            "power-realtime": 3268,
-            "environment-temperature": 34.8,
-            "board-temperature": [69.6, 70.1, 72.3],
-            "chip-temp-min": 83.2,
-            "chip-temp-avg": 92.9,
-            "chip-temp-max": 100.3,
-            "power-limit": 3500,
-            "up-freq-finish": 1,
-            "fan-speed-in": 4980,
-            "fan-speed-out": 5070,
-        }
-    },
-    "desc": "get.miner.status",
-}
+V3_DIR = "whatsminer-m30s++_btminer-v3"
 
-# The vendor's documented get.device.info reply, with its missing comma after "miner-sn" and its
-# trailing comma after "web-pool" (the repair layer handles both).
-DOC_DEVICE_INFO = (
-    b'{"code":0,"when":1692685443,"msg":{"network":{"ip":"192.168.2.98","proto":"dhcp","mac":"CA:01:14:00:04:EB",'
-    b'"hostname":"WhatsMiner"},"miner":{"working":"true","type":"M30S++_VH70","board-num":"3",'
-    b'"miner-sn":"HHM1EK4670221600001"\n"power-limit-set":"3600","web-pool":1,},'
-    b'"system":{"api":"3.0.0","platform":"H616","fwversion":"20240722.07.51.REL"}},"desc":"get.device.info"}'
-)
+
+def recorded(command: str) -> bytes:
+    return fixture_bytes(V3_DIR, command)
+
+
+def unframed(raw: bytes) -> bytes:
+    length = int.from_bytes(raw[:4], "little")
+    assert len(raw) == 4 + length
+    return raw[4:]
 
 
 def frame(body: bytes) -> bytes:
@@ -70,8 +42,8 @@ def frame(body: bytes) -> bytes:
 
 def test_parse_documented_v3_replies() -> None:
     replies = {
-        "get.miner.status": DOC_SUMMARY,
-        "get.device.info": client.decode(DOC_DEVICE_INFO, "m"),
+        "get.miner.status": client.decode(unframed(recorded("get.miner.status")), "m"),
+        "get.device.info": client.decode(unframed(recorded("get.device.info")), "m"),
     }
     info, readings = PARSERS["whatsminer-v3"](replies, "m", MinerInfo(make="MicroBT"))
     got = reading_map(readings)
@@ -89,7 +61,7 @@ def test_parse_documented_v3_replies() -> None:
 
 
 async def test_request_is_one_length_prefixed_write(peer_factory) -> None:
-    peer = await peer_factory(fixed_reply(frame(orjson.dumps(DOC_SUMMARY))))
+    peer = await peer_factory(fixed_reply(recorded("get.miner.status")))
     reply = await client.query_v3(peer.host, peer.port, "get.miner.status", "summary")
     assert reply["msg"]["summary"]["elapsed"] == 1074
     body = b'{"cmd":"get.miner.status","param":"summary"}'
@@ -97,7 +69,7 @@ async def test_request_is_one_length_prefixed_write(peer_factory) -> None:
 
 
 async def test_heartbeats_before_the_reply_are_skipped(peer_factory) -> None:
-    peer = await peer_factory(fixed_reply(b"\x00\x00\x00\x00" * 3 + frame(orjson.dumps(DOC_SUMMARY))))
+    peer = await peer_factory(fixed_reply(b"\x00\x00\x00\x00" * 3 + recorded("get.miner.status")))
     assert (await client.query_v3(peer.host, peer.port, "get.miner.status", "summary"))["code"] == 0
 
 
@@ -116,7 +88,7 @@ async def test_an_announced_length_over_the_cap_fails_at_once(peer_factory) -> N
 
 
 async def test_connection_closed_inside_a_frame(peer_factory) -> None:
-    peer = await peer_factory(fixed_reply(frame(orjson.dumps(DOC_SUMMARY))[:-10]))
+    peer = await peer_factory(fixed_reply(recorded("get.miner.status")[:-10]))
     with pytest.raises(MinerMalformed):
         await client.query_v3(peer.host, peer.port, "get.miner.status", "summary")
 
