@@ -85,6 +85,15 @@ async def test_s19_build_that_refuses_multicommand_falls_back_once(peer_factory)
     assert_readings_match(second.readings, firmwares.expected_readings(state, f"{peer.host}:{peer.port}"))
 
 
+async def test_whatsminer_refusing_multicommand_while_mining_falls_back_to_single_commands(peer_factory) -> None:
+    state = dataclasses.replace(state_for("whatsminer", 2), multicommand=False)
+    peer = await peer_factory(sim_handler(state, Recorder()))
+    profile = await miner.identify(peer.host, peer.port)
+    first = await miner.poll(peer.host, peer.port, profile)
+    assert not first.profile.multicommand
+    assert_readings_match(first.readings, firmwares.expected_readings(state, f"{peer.host}:{peer.port}"))
+
+
 async def test_evolving_miner_is_read_back_after_each_change(peer_factory) -> None:
     rng = random.Random(5)
     holder = {"state": firmwares.random_state("braiins", rng, 3)}

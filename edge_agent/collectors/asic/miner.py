@@ -22,6 +22,7 @@ from edge_agent.collectors.asic.client import (
 )
 from edge_agent.collectors.asic.firmware import FirmwareEntry, by_key, detect
 from edge_agent.collectors.asic.parse import PARSERS, MinerInfo
+from edge_agent.collectors.asic.parse_whatsminer import btminer_off
 from edge_agent.model import Reading
 
 log = logging.getLogger(__name__)
@@ -221,13 +222,18 @@ async def _idle(
     timeout: float,  # noqa: ASYNC109
     max_bytes: int,
 ) -> dict[str, dict[str, Any]]:
-    """The idle probe's reply when the firmware has one and it answers, else {}."""
+    """The idle probe's reply when it says mining is stopped, else {}.
+
+    Only btminer has one (`status` -> `btmineroff`); a miner whose probe says it
+    is mining refused the batch for another reason, and the caller falls back.
+    """
     if not entry.idle_probe:
         return {}
     try:
-        return await client.query(host, port, entry.idle_probe, timeout=timeout, max_bytes=max_bytes)
+        got = await client.query(host, port, entry.idle_probe, timeout=timeout, max_bytes=max_bytes)
     except MinerCommandRejected:
         return {}
+    return got if btminer_off(got) else {}
 
 
 async def poll(
