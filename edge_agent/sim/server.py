@@ -45,6 +45,9 @@ garbage: answers random bytes. endless: streams bytes forever, never a NUL.
 slow: answers correctly after `slow_delay` seconds. sleeping: answers correctly, not hashing."""
 
 DEFAULT_PORT = 4028
+V3_PORT = 4433
+SIM_FIRMWARES: tuple[str, ...] = (*firmwares.FIRMWARES, *firmwares.V3_FIRMWARES)
+"""Every firmware the fleet can simulate: the cgminer-port ones and Whatsminer API v3 (on 4433)."""
 # cgminer reads a request with a single recv() into a buffer of about this size.
 _RECV_BYTES = 4096
 # Like a listen() backlog: connections beyond this many waiting on one busy miner are dropped.
@@ -68,6 +71,7 @@ class SimMiner:
         "fault",
         "firmware",
         "index",
+        "listen_port",
         "max_open",
         "open_now",
         "pending",
@@ -81,6 +85,9 @@ class SimMiner:
         self.index = index
         self.address = address
         self.port = port
+        # Whatsminer API v3 firmware listens on 4433 instead; the miner is still known (and found by a
+        # scan of port 4028, whose refusal makes the agent try 4433) as "ip:4028".
+        self.listen_port = V3_PORT if firmware in firmwares.V3_FIRMWARES else port
         self.firmware = firmware
         self.fault = fault
         self.state = state
@@ -104,6 +111,7 @@ class SimMiner:
             "index": self.index,
             "address": self.address,
             "port": self.port,
+            "listen_port": self.listen_port,
             "miner": self.key,
             "firmware": self.firmware,
             "fault": self.fault,
@@ -168,10 +176,11 @@ class SimFleet:
         self.slow_delay = slow_delay
         self.evolve_interval = evolve_interval
         self.recorder = firmwares.Recorder()
-        self._names = list(firmware_names) if firmware_names else list(firmwares.FIRMWARES)
+        known = SIM_FIRMWARES
+        self._names = list(firmware_names) if firmware_names else list(known)
         for name in self._names:
-            if name not in firmwares.FIRMWARES:
-                raise ValueError(f"unknown firmware {name!r} (known: {', '.join(firmwares.FIRMWARES)})")
+            if name not in known:
+                raise ValueError(f"unknown firmware {name!r} (known: {', '.join(known)})")
         self._rng = random.Random(seed)
         self._kinds = list(fault_kinds)
         self.miners: list[SimMiner] = []
@@ -303,7 +312,11 @@ class SimFleet:
     def replace_miner(self, key: str, firmware: str) -> SimMiner:
         """Swap the machine at `key` for a new one of `firmware` (a different MAC and serial)."""
         miner = self.miner(key)
+        if firmware not in SIM_FIRMWARES:
+            raise ValueError(f"unknown firmware {firmware!r}")
+        self._unlisten(miner)
         miner.firmware = firmware
+        miner.listen_port = V3_PORT if firmware in firmwares.V3_FIRMWARES else miner.port
         miner.state = firmwares.random_state(firmware, random.Random(self.seed * 31 + miner.index + 1), miner.index)
         miner.fault = None
         if miner.sock is None and self._loop is not None:
@@ -317,7 +330,7 @@ class SimFleet:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((miner.address, miner.port))
+            sock.bind((miner.address, miner.listen_port))
             sock.listen(_PENDING_MAX)
             sock.setblocking(False)
             self._loop.add_reader(sock.fileno(), self._on_accept, miner)
@@ -469,6 +482,8 @@ def fleet_summary(fleet: SimFleet) -> dict[str, int]:
 __all__ = [
     "DEFAULT_PORT",
     "FAULT_KINDS",
+    "SIM_FIRMWARES",
+    "V3_PORT",
     "SimFleet",
     "SimMiner",
     "covering_network",

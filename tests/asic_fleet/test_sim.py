@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from edge_agent.sim import firmwares
-from edge_agent.sim.server import FAULT_KINDS, SimFleet, covering_network
+from edge_agent.sim.server import FAULT_KINDS, SIM_FIRMWARES, V3_PORT, SimFleet, covering_network
 
 from .conftest import MakeSim
 
@@ -37,7 +37,8 @@ def test_manifest_is_deterministic_and_mixes_every_firmware() -> None:
     a = SimFleet(60, base="127.3.0.0", seed=7, faults=0.2)
     b = SimFleet(60, base="127.3.0.0", seed=7, faults=0.2)
     assert a.manifest() == b.manifest()
-    assert {m["firmware"] for m in a.manifest()} == set(firmwares.FIRMWARES)
+    assert {m["firmware"] for m in a.manifest()} == set(SIM_FIRMWARES)
+    assert {m["listen_port"] for m in a.manifest() if m["firmware"] in firmwares.V3_FIRMWARES} == {V3_PORT}
     faults = [m["fault"] for m in a.manifest() if m["fault"]]
     assert len(faults) == 12 and set(faults) == set(FAULT_KINDS)
     assert SimFleet(60, base="127.3.0.0", seed=8, faults=0.2).manifest() != a.manifest()
@@ -56,7 +57,7 @@ def test_refuses_non_loopback_base() -> None:
 
 
 async def test_one_connection_at_a_time_like_cgminer(make_sim: MakeSim) -> None:
-    sim = await make_sim(1)
+    sim = await make_sim(1, firmware_names=["antminer-s19"])
     m = sim.miners[0]
     # A first client connects and has not sent its request yet: the miner is busy with it.
     r1, w1 = await asyncio.open_connection(m.address, m.port)
@@ -73,7 +74,7 @@ async def test_one_connection_at_a_time_like_cgminer(make_sim: MakeSim) -> None:
 
 async def test_fault_kinds_behave_as_named(make_sim: MakeSim) -> None:
     kinds = ["refused", "blackhole", "garbage", "endless", "slow", "sleeping", None]
-    sim = await make_sim(len(kinds), fault_map=dict(enumerate(kinds)), slow_delay=0.3)
+    sim = await make_sim(len(kinds), fault_map=dict(enumerate(kinds)), slow_delay=0.3, firmware_names=["braiins"])
     by_fault = {m.fault: m for m in sim.miners}
 
     with pytest.raises(ConnectionRefusedError):
@@ -102,7 +103,7 @@ async def test_fault_kinds_behave_as_named(make_sim: MakeSim) -> None:
 
 
 async def test_faults_can_change_at_run_time(make_sim: MakeSim) -> None:
-    sim = await make_sim(2)
+    sim = await make_sim(3, firmware_names=["whatsminer"])
     m = sim.miners[0]
     sim.set_fault(m.key, "refused")
     with pytest.raises(ConnectionRefusedError):
@@ -110,7 +111,7 @@ async def test_faults_can_change_at_run_time(make_sim: MakeSim) -> None:
     sim.set_fault(m.key, None)
     assert (await asyncio.wait_for(exchange(m.address, 4028), 5)).endswith(b"\x00")
     added = sim.add_miner()
-    assert added.address == str(sim.base + 2)
+    assert added.address == str(sim.base + 3)
     assert (await asyncio.wait_for(exchange(added.address, 4028), 5)).endswith(b"\x00")
 
 
@@ -148,3 +149,15 @@ async def test_simulate_cli_prints_manifest_and_stops_on_sigterm(make_sim: MakeS
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 15)
     assert rc == 0
+
+
+async def test_api_v3_miner_listens_on_4433_and_speaks_length_prefixed_json(make_sim: MakeSim) -> None:
+    sim = await make_sim(1, firmware_names=["whatsminer-v3"])
+    m = sim.miners[0]
+    assert m.key == f"{m.address}:4028" and m.listen_port == V3_PORT
+    with pytest.raises(ConnectionRefusedError):
+        await exchange(m.address, 4028)
+    body = orjson.dumps({"cmd": "get.miner.status", "param": "summary"})
+    reply = await asyncio.wait_for(exchange(m.address, V3_PORT, len(body).to_bytes(4, "little") + body), 5)
+    length = int.from_bytes(reply[:4], "little")
+    assert orjson.loads(reply[4 : 4 + length])["code"] == 0
