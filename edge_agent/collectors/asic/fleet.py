@@ -308,8 +308,13 @@ class AsicFleet:
             if now - m.due > self.cfg.interval:
                 self._late_polls += 1
             self._start(loop, self._poll(m))
+        # A quarter of the budget is kept from scans: probes of empty addresses hold a slot for the
+        # whole scan timeout, and a poll falling due meanwhile should find a slot free.
+        scan_limit = limit - limit // 4
         budget = _SCAN_SKIP_BUDGET
-        while self._in_flight < limit and self._scan_iter is not None and budget > 0:
+        while (
+            self._in_flight < limit and self._scan_in_flight < scan_limit and self._scan_iter is not None and budget > 0
+        ):
             item = next(self._scan_iter, None)
             if item is None:
                 self._scan_iter = None
@@ -325,7 +330,8 @@ class AsicFleet:
     def _sleep_for(self, now: float) -> float:
         if self._ready and self._in_flight < self.cfg.concurrency:
             return 0.0
-        if self._scan_iter is not None and self._in_flight < self.cfg.concurrency:
+        limit = self.cfg.concurrency
+        if self._scan_iter is not None and self._in_flight < limit and self._scan_in_flight < limit - limit // 4:
             return 0.0
         wake = self._next_stats
         if self._heap:
@@ -350,7 +356,7 @@ class AsicFleet:
             log.error("asic fleet job failed", exc_info=task.exception())
             self.stats.errors += 1
         if self._ready or self._scan_iter is not None:
-            self._wakeup()  # a slot is free and work is waiting for one
+            self._wakeup()  # a slot is free and work may be waiting for one
 
     async def _cancel_jobs(self) -> None:
         jobs = list(self._jobs)
