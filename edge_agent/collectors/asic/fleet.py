@@ -620,7 +620,12 @@ class AsicFleet:
         self._snaps.clear()
         self._events.clear()
         self._removed.clear()
-        emit(update)
+        try:
+            emit(update)
+        except Exception:
+            # Sinks promise never to raise; if one breaks that promise, polling must go on regardless.
+            log.exception("asic fleet: emitting an update failed")
+            self.stats.errors += 1
 
 
 def _describe(attrs: dict[str, str]) -> str:
