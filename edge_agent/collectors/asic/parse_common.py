@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from math import isfinite
 from typing import Any
 
 from edge_agent.collectors.asic.repair import number
@@ -66,20 +67,21 @@ class Out:
         self.hashrate: float | None = None
         self.power: float | None = None
 
+    # Unit scaling can overflow an absurd firmware value to inf: such a value is no data.
     def add(self, key: str, value: float | None) -> None:
-        if value is not None:
+        if value is not None and isfinite(value):
             self.readings.append(Reading(key, value, self.miner_labels))
 
     def set_hashrate(self, value: float | None) -> None:
-        if value is not None and value >= 0:
+        if value is not None and value >= 0 and isfinite(value):
             self.hashrate = value
 
     def set_power(self, value: float | None) -> None:
-        if value is not None and value > 0:
+        if value is not None and value > 0 and isfinite(value):
             self.power = value
 
     def board(self, key: str, board: int, value: float | None) -> None:
-        if value is not None:
+        if value is not None and isfinite(value):
             self.readings.append(Reading(key, value, (("miner", self.miner), ("board", str(board)))))
 
     def fans(self, rpms: Iterable[float | None]) -> None:

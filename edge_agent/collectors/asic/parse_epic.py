@@ -22,13 +22,18 @@ from edge_agent.model import Reading
 # --- ePIC (HTTP JSON) ----------------------------------------------------------------------------
 
 
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def parse_epic(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerInfo, list[Reading]]:
     out = Out(miner)
-    summary = replies.get("http:/summary") or {}
-    caps = replies.get("http:/capabilities") or {}
+    summary = _object(replies.get("http:/summary"))
+    caps = _object(replies.get("http:/capabilities"))
     session_field = summary.get("Session")
     session: Mapping[str, Any] = session_field if isinstance(session_field, Mapping) else {}
-    boards = [hb for hb in summary.get("HBs") or () if isinstance(hb, Mapping)]
+    hbs = summary.get("HBs")
+    boards = [hb for hb in hbs if isinstance(hb, Mapping)] if isinstance(hbs, list) else []
 
     total = 0.0
     seen = False
