@@ -191,3 +191,15 @@ def test_repairs_never_change_valid_json(value: object) -> None:
     """Every repair is narrow: applied to valid JSON (strings full of }{ ,} nan inf) it changes nothing."""
     for text in (orjson.dumps(value).decode(), json.dumps(value, indent=1)):
         assert repair.repair_text(text) == text
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(max_size=300)
+    | st.text(alphabet=st.sampled_from('{}[],:"\\ nainf0-1.\x00e'), max_size=200).map(str.encode)
+)
+def test_any_bytes_decode_to_an_object_or_a_classified_error(raw: bytes) -> None:
+    try:
+        assert isinstance(decode(raw, "m"), dict)
+    except MinerMalformed as exc:
+        assert exc.head == raw[:200]
