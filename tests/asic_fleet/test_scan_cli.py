@@ -12,6 +12,7 @@ import pytest
 from edge_agent.asic_cli import parse_ranges, render_table
 from edge_agent.collectors.asic.discovery import Found, addresses
 from edge_agent.model import Reading
+from edge_agent.sim import firmwares
 
 from .conftest import MakeSim
 
@@ -32,10 +33,13 @@ async def run_scan(*args: str) -> tuple[int, str, str]:
 
 
 async def test_scan_json_lists_every_answering_miner(make_sim: MakeSim) -> None:
-    sim = await make_sim(10, fault_map={0: "refused", 1: "blackhole"}, seed=3)
+    sim = await make_sim(10, fault_map={0: "refused", 1: "blackhole"}, seed=3, firmware_names=firmwares.FIRMWARES)
     rc, out, err = await run_scan(str(sim.network), "--json", "--timeout", "0.5", "--concurrency", "8")
     assert rc == 0, err
     rows = orjson.loads(out)
+    # The hung miner is listed (something listens there) with why it could not be read.
+    hung = rows.pop(0)
+    assert hung["miner"] == sim.miners[1].key and hung["error"] == "timeout" and hung["make"] is None
     answering = [m for m in sim.miners if m.fault is None]
     assert [r["miner"] for r in rows] == [m.key for m in answering]
     for row, m in zip(rows, answering, strict=True):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.collectors.asic import miner as miner_api
-from edge_agent.collectors.asic.client import MinerError
+from edge_agent.collectors.asic.client import V3_PORT, MinerError, MinerRefused, MinerTimeout
 from edge_agent.config import AsicTarget
 from edge_agent.model import Reading
 
@@ -79,6 +80,58 @@ def count_addresses(targets: Sequence[AsicTarget]) -> int:
     return sum(t.network.num_addresses for t in targets)
 
 
+async def listening(host: str, port: int, *, timeout: float) -> bool:  # noqa: ASYNC109
+    """Whether something accepts a TCP connection at host:port within `timeout`. Sends nothing."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, (host, port))
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def connected(exc: BaseException) -> bool:
+    """Whether the failed request got as far as a TCP connection (something listens there).
+
+    A client error may say so itself (`connected`); otherwise the kinds that
+    need a connection to happen (a bad, oversized or reset reply, a rejected
+    command) count as connected, and refusals and timeouts do not: a timeout
+    may be a connect that never completed, the usual answer of an empty address.
+    """
+    flag = getattr(exc, "connected", None)
+    if isinstance(flag, bool):
+        return flag
+    return isinstance(exc, MinerError) and exc.kind in _CONNECTED_KINDS
+
+
+_CONNECTED_KINDS = frozenset({"malformed", "too_large", "reset", "rejected"})
+
+
+async def reachable(exc: BaseException, host: str, port: int, *, timeout: float) -> bool:  # noqa: ASYNC109
+    """Whether the request that failed with `exc` reached something listening at host:port.
+
+    A timeout does not say whether the TCP connect completed: a hung miner
+    accepts and never answers, an empty address never accepts. A bare connect
+    (nothing sent, so nothing a miner could act on) tells them apart, at the
+    cost of one short extra attempt, after a timeout only.
+    """
+    if connected(exc):
+        return True
+    if isinstance(exc, MinerRefused) and port != V3_PORT:
+        # identify() tries Whatsminer API v3 on 4433 when the cgminer port refuses, and reports a
+        # failure there as the refusal: a v3 miner that accepts on 4433 but fails is still there.
+        return await listening(host, V3_PORT, timeout=timeout)
+    if not isinstance(exc, TimeoutError | MinerTimeout):
+        return False
+    return await listening(host, port, timeout=timeout)
+
+
 def _info_field(info: Any, name: str) -> str:
     value = getattr(info, name, None)
     return str(value) if value else ""
@@ -87,7 +140,10 @@ def _info_field(info: Any, name: str) -> str:
 async def _one(host: str, port: int, *, request_timeout: float, max_bytes: int) -> Found | None:
     try:
         profile = await miner_api.identify(host, port, timeout=request_timeout, max_bytes=max_bytes)
-    except (MinerError, TimeoutError, OSError):
+    except (MinerError, TimeoutError, OSError) as exc:
+        if await reachable(exc, host, port, timeout=min(request_timeout, 1.0)):
+            # Something listens on the miner port but does not answer the API: worth listing.
+            return Found(host, port, error=exc.kind if isinstance(exc, MinerError) else "timeout")
         return None
     try:
         result = await miner_api.poll(host, port, profile, timeout=request_timeout, max_bytes=max_bytes)

@@ -56,6 +56,8 @@ FLUSH_MAX = 500
 _SCAN_SKIP_BUDGET = 4096
 _REASON_MAX = 120
 _MIN_SLEEP = 0.005
+# A live host on the LAN completes a TCP handshake in about a millisecond.
+_CONNECT_CHECK_SECONDS = 1.0
 
 
 def device_id(host: str, port: int) -> str:
@@ -76,23 +78,6 @@ def classify(exc: BaseException) -> tuple[str, str]:
 def _release(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
-
-
-def connected(exc: BaseException) -> bool:
-    """Whether the failed request got as far as a TCP connection (something listens there).
-
-    A client error may say so itself (`connected`); otherwise the kinds that
-    need a connection to happen (a bad, oversized or reset reply, a rejected
-    command) count as connected, and refusals and timeouts do not: a timeout
-    may be a connect that never completed, the usual answer of an empty address.
-    """
-    flag = getattr(exc, "connected", None)
-    if isinstance(flag, bool):
-        return flag
-    return isinstance(exc, MinerError) and exc.kind in _CONNECTED_KINDS
-
-
-_CONNECTED_KINDS = frozenset({"malformed", "too_large", "reset", "rejected"})
 
 
 def _short(text: str) -> str:
@@ -425,10 +410,10 @@ class AsicFleet:
                     host, port, timeout=self.cfg.scan_timeout, max_bytes=self.cfg.max_response_bytes
                 )
             except (MinerError, TimeoutError, OSError) as exc:
-                if not connected(exc) or device_id(host, port) in self._miners:
+                if not await self._reachable(exc, host, port) or device_id(host, port) in self._miners:
                     return  # nothing there: a scan remembers nothing about empty addresses
-                # Something listens on the miner port but does not answer the API properly (garbage,
-                # an endless stream, a firmware fault): that is a miner to report down, not an empty slot.
+                # Something listens on the miner port but does not answer the API properly (a hung
+                # cgminer, garbage, an endless stream): a miner to report down, not an empty address.
                 now = time.monotonic()
                 m = self._add(host, port, static=False, now=now, schedule=False)
                 reason, detail = classify(exc)
@@ -442,6 +427,10 @@ class AsicFleet:
         finally:
             self._scan_in_flight -= 1
             self._maybe_finish_scan(time.monotonic())
+
+    async def _reachable(self, exc: BaseException, host: str, port: int) -> bool:
+        """Whether a failed request reached something listening (see `discovery.reachable`)."""
+        return await discovery.reachable(exc, host, port, timeout=min(self.cfg.scan_timeout, _CONNECT_CHECK_SECONDS))
 
     # -- polling -------------------------------------------------------------------------------------
 
@@ -465,7 +454,7 @@ class AsicFleet:
                 )
         except (MinerError, TimeoutError, OSError) as exc:
             reason, detail = classify(exc)
-            if connected(exc):
+            if await self._reachable(exc, m.host, m.port):
                 m.last_seen = time.monotonic()
         except asyncio.CancelledError:
             raise
