@@ -84,7 +84,7 @@ _FIRMWARE: dict[str, Firmware] = {
 # --- the request side --------------------------------------------------------------------------
 
 
-def error_reply(state: MinerState, fw: Firmware, code: int, msg: str) -> str:
+def _error_reply(state: MinerState, fw: Firmware, code: int, msg: str) -> str:
     when = BASE_WHEN + state.uptime
     if state.firmware == "whatsminer":
         return dumps({"STATUS": "E", "When": when, "Code": code, "Msg": msg, "Description": "whatsminer v1.1"})
@@ -95,14 +95,14 @@ def _single(state: MinerState, fw: Firmware, command: str) -> str:
     if is_privileged(command):
         # cgminer: "Access denied to '<cmd>' command" (45); btminer: needs a token (stand-in reply).
         if state.firmware == "whatsminer":
-            return error_reply(state, fw, 45, "Permission denied")
-        return error_reply(state, fw, 45, fw.denied_msg.format(command))
+            return _error_reply(state, fw, 45, "Permission denied")
+        return _error_reply(state, fw, 45, fw.denied_msg.format(command))
     if state.firmware == "whatsminer" and state.sleeping and command != "status":
         # Stopped btminer answers only `status` (stand-in error for the rest).
-        return error_reply(state, fw, 14, fw.invalid_msg)
+        return _error_reply(state, fw, 14, fw.invalid_msg)
     render = fw.commands.get(command)
     if render is None:
-        return error_reply(state, fw, fw.invalid_code, fw.invalid_msg)
+        return _error_reply(state, fw, fw.invalid_code, fw.invalid_msg)
     return render(state, fw.description(state))
 
 
@@ -122,7 +122,7 @@ def respond(state: MinerState, request: bytes, recorder: Recorder | None = None)
     if not ok:
         if recorder is not None:
             recorder.record("<malformed>", privileged=False)
-        return error_reply(state, fw, 23, "Invalid JSON").encode() + NUL
+        return _error_reply(state, fw, 23, "Invalid JSON").encode() + NUL
     parts = command.split("+")
     privileged = False
     for part in parts:
@@ -133,9 +133,9 @@ def respond(state: MinerState, request: bytes, recorder: Recorder | None = None)
     if len(parts) == 1:
         return _single(state, fw, command).encode() + NUL
     if privileged and not state.multicommand:
-        return error_reply(state, fw, 45, fw.denied_msg.format(command)).encode() + NUL
+        return _error_reply(state, fw, 45, fw.denied_msg.format(command)).encode() + NUL
     if not state.multicommand or any(part in fw.no_join for part in parts):
         # Some S19 builds refuse `+`; btminer cannot join its get_*/status commands.
-        return error_reply(state, fw, fw.invalid_code, fw.invalid_msg).encode() + NUL
+        return _error_reply(state, fw, fw.invalid_code, fw.invalid_msg).encode() + NUL
     body = ",".join(f'"{part}":[{_single(state, fw, part)}]' for part in parts)
     return ("{" + body + ',"id":1}').encode() + NUL
