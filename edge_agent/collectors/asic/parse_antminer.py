@@ -1,0 +1,144 @@
+"""Bitmain Antminer stock firmware (bmminer/cgminer, S9- and S19-class), and LuxOS and VNish,
+which keep its API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from edge_agent.collectors.asic.parse_common import (
+    GIGA,
+    UNIT,
+    MinerInfo,
+    Out,
+    Replies,
+    as_mac,
+    as_non_negative,
+    as_positive,
+    as_temperature,
+    as_text,
+    counters,
+    first_row,
+    hashrates,
+    hottest,
+    parse_dash_temps,
+    read_pools,
+    rows_of,
+)
+from edge_agent.collectors.asic.repair import number
+from edge_agent.model import Reading
+
+# --- Bitmain Antminer stock, and firmware built on its API (LuxOS, VNish) -------------------------
+
+_CHAIN_KEY = re.compile(r"^(?:chain_acn|chain_rate|chain_hw|temp_chip|temp_pcb|temp2_|temp)(\d+)$")
+_TYPE_FIRMWARE = re.compile(r"^(?P<model>.*?)\s*\((?P<fw>[^)]*)\)\s*$")
+
+
+def _chain_base(present: list[int]) -> int:
+    """The number the firmware gives its first chain slot.
+
+    Stock S19/S21 numbers chains 1..4; S9-era bmminer numbers them 6..8 and some
+    firmware 11..13 (with the lower slots listed empty). Boards are numbered
+    from the slot base so that a dead board keeps the others' numbers.
+    """
+    low = min(present)
+    if low <= 5:
+        return 1
+    if low <= 10:
+        return 6
+    return 11
+
+
+def _antminer_model(replies: Replies) -> tuple[str, str]:
+    """(model, firmware-from-Type) from `Type`, e.g. "Antminer S17 Pro (vnish 2.0.4)"."""
+    for command, key in (("version", "VERSION"), ("stats", "STATS")):
+        for row in rows_of(replies, command, key):
+            kind = as_text(row.get("Type"))
+            if kind:
+                match = _TYPE_FIRMWARE.match(kind)
+                if match:
+                    return match.group("model"), match.group("fw")
+                return kind, ""
+    return "", ""
+
+
+def parse_antminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[MinerInfo, list[Reading]]:
+    out = Out(miner)
+    summary = first_row(replies, "summary", "SUMMARY")
+    stats_rows = rows_of(replies, "stats", "STATS")
+    data: Mapping[str, Any] = {}
+    for row in stats_rows:
+        if any(key.startswith(("chain_", "GHS", "MHS", "fan")) for key in row):
+            data = row
+            break
+    # Sleep mode on stock Antminer (bitmain-work-mode 1): stats answers with no rows.
+    sleeping = "stats" in replies and not data and not any(k.endswith(" 5s") for k in summary)
+
+    short, average = hashrates(data) if data else (None, None)
+    if short is None:
+        short, s_average = hashrates(summary)
+        average = average if average is not None else s_average
+    elif average is None:
+        average = hashrates(summary)[1]
+    out.set_hashrate(0.0 if sleeping else short)
+    out.add("asic_hashrate_average_hashes_per_second", average)
+
+    unit = UNIT.get(as_text(data.get("rate_unit"))[:1].upper(), GIGA) if data else GIGA
+    ideal = as_positive(data.get("total_rateideal"))
+    out.add("asic_nominal_hashrate_hashes_per_second", None if ideal is None else ideal * unit)
+
+    counters(out, summary, uptime=data.get("Elapsed") if data else None)
+
+    # Chains.
+    ids: set[int] = set()
+    for key in data:
+        match = _CHAIN_KEY.match(key)
+        if match:
+            ids.add(int(match.group(1)))
+    present = [
+        i
+        for i in sorted(ids)
+        if as_positive(data.get(f"chain_acn{i}")) is not None or as_non_negative(data.get(f"chain_rate{i}")) is not None
+    ]
+    if present:
+        chain_base = _chain_base(present)
+        for chain in present:
+            board = chain - chain_base
+            rate = as_non_negative(data.get(f"chain_rate{chain}"))
+            out.board("asic_board_hashrate_hashes_per_second", board, None if rate is None else rate * unit)
+            out.board("asic_board_chips", board, as_positive(data.get(f"chain_acn{chain}")))
+            chip = hottest(parse_dash_temps(data.get(f"temp_chip{chain}")))
+            if chip is None:
+                chip = as_temperature(data.get(f"temp2_{chain}"))
+            out.board("asic_chip_temperature_celsius", board, chip)
+            pcb = hottest(parse_dash_temps(data.get(f"temp_pcb{chain}")))
+            if pcb is None:
+                pcb = as_temperature(data.get(f"temp{chain}"))
+            out.board("asic_board_temperature_celsius", board, pcb)
+
+    # Fans: fan1..fanN; S9 lists eight slots with zeros for the empty ones.
+    fan_ids = sorted(int(k[3:]) for k in data if k.startswith("fan") and k[3:].isdigit())
+    out.fans(number(data.get(f"fan{i}")) for i in fan_ids)
+
+    # LuxOS reports power through its `power` command; stock firmware reports none.
+    power_row = first_row(replies, "power", "POWER")
+    out.set_power(as_positive(power_row.get("Watts")))
+
+    read_pools(out, replies)
+    model, type_fw = _antminer_model(replies)
+    found: dict[str, str] = {"model": model}
+    # The stats header repeats the version fields; once identified, only `version` may change the firmware.
+    header = first_row(replies, "version", "VERSION") or (stats_rows[0] if stats_rows and not base.firmware else {})
+    if as_text(header.get("LUXminer")):
+        found["firmware"] = f"LuxOS {as_text(header.get('LUXminer'))}"
+    elif type_fw:
+        # VNish names itself inside Type: "Antminer S17 Pro (vnish 2.0.4)".
+        found["firmware"] = type_fw
+    elif as_text(header.get("CompileTime")):
+        # Stock firmware is identified by its build time, as Bitmain's web UI shows it.
+        found["firmware"] = as_text(header.get("CompileTime"))
+    config = first_row(replies, "config", "CONFIG")
+    if config:
+        found["mac"] = as_mac(config.get("MACAddr"))
+    return base.merged(**found), out.finish()
