@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from edge_agent import __version__, logs
+from edge_agent import __version__, asic_cli, logs
 from edge_agent import config as config_mod
 from edge_agent.errors import ConfigError
+from edge_agent.sim import cli as sim_cli
 
 EXIT_CONFIG = 2
 _T = TypeVar("_T")
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     once.add_argument("--config", "-c", metavar="FILE", required=True, help="TOML config file")
     once.set_defaults(handler=_cmd_once)
+
+    asic_cli.register(sub)
+    sim_cli.register(sub)
     return parser
 
 
@@ -70,7 +74,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.runtime import Agent
 
-    cfg = config_mod.load(args.config) if args.config else demo_config()
+    if not args.config:
+        from edge_agent.demo import run_demo
+
+        return _run_loop(run_demo)
+    cfg = config_mod.load(args.config)
     return _run_loop(lambda: Agent(cfg).run())
 
 
@@ -81,10 +89,6 @@ def _cmd_once(args: argparse.Namespace) -> int:
     snapshots = _run_loop(lambda: collect_once(cfg))
     sys.stdout.buffer.write(orjson.dumps(snapshots, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
-
-
-def demo_config() -> config_mod.Config:
-    return config_mod.parse({"agent": {"site": "demo"}, "prometheus": {"listen": "127.0.0.1:9105"}})
 
 
 def _run_loop(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:

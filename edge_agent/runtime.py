@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from edge_agent import config as config_mod
+from edge_agent.collectors.asic.fleet import AsicFleet
 from edge_agent.collectors.gpu import GpuCollector, open_gpu
 from edge_agent.collectors.host import HostCollector
 from edge_agent.config import Config
@@ -146,6 +147,12 @@ def source_specs(cfg: Config) -> dict[str, _Spec]:
             return [Periodic(HostCollector(cfg.agent.name), cfg.host.interval, cfg.host.timeout)]
 
         specs["host"] = _Spec((cfg.host, cfg.agent), host)
+    if cfg.asic.enabled:
+
+        async def asic() -> list[Source]:
+            return [AsicFleet(cfg.asic)]
+
+        specs["asic"] = _Spec(cfg.asic, asic)
     if cfg.gpu.enabled is not False:
 
         async def gpu() -> list[Source]:
