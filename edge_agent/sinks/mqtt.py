@@ -82,6 +82,7 @@ class MqttSink:
         self._running = False
         self._run_task: asyncio.Task[Any] | None = None
         self._tls: ssl.SSLContext | None = None
+        self._window = WINDOW  # lowered to the broker's Receive Maximum (MQTT 5)
         # Self-metrics: plain numbers, read from any thread.
         self.connected = False
         self.published = 0
@@ -218,7 +219,33 @@ class MqttSink:
         # aiomqtt warns on every publish beyond 10 outstanding ones; the window
         # is deliberate.
         client.pending_calls_threshold = WINDOW + 16
+        self._window = WINDOW
+        if v5:
+            self._honour_receive_maximum(client)
         return client
+
+    def _honour_receive_maximum(self, client: aiomqtt.Client) -> None:
+        """Keep QoS 1 publishes in flight within the broker's MQTT 5 Receive Maximum.
+
+        paho 2.x ignores the property (brokers such as HiveMQ announce 10 and
+        disconnect a client that exceeds it) and aiomqtt 2.x does not expose
+        the CONNACK properties, so the paho callback is wrapped here.
+        """
+        paho = client._client
+        on_connect = paho.on_connect
+
+        def wrapped(*args: Any) -> None:
+            props = args[4] if len(args) > 4 else None
+            limit = getattr(props, "ReceiveMaximum", None)
+            if isinstance(limit, int) and 0 < limit < WINDOW:
+                self._window = limit
+                # The public setter refuses once connected; nothing is in
+                # flight yet when CONNACK arrives, so setting it here is safe.
+                paho._max_inflight_messages = limit
+            if on_connect is not None:
+                on_connect(*args)
+
+        paho.on_connect = wrapped
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff, forever (until cancelled or closed)."""
@@ -333,7 +360,7 @@ class MqttSink:
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Publish the outbox oldest-first with a window of messages in flight."""
         qos = self._cfg.qos
-        window = asyncio.Semaphore(WINDOW)
+        window = asyncio.Semaphore(self._window)
         inflight: dict[asyncio.Task[None], int] = {}
         acked: list[int] = []
         failure: list[BaseException] = []
