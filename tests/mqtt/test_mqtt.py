@@ -268,7 +268,11 @@ class Driver:
 
     def kill(self, sig: int) -> int:
         self.proc.send_signal(sig)
-        return self.proc.wait(10)
+        code = self.proc.wait(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return code
 
 
 async def test_crash_kill_9_with_queue_every_seq_arrives(
