@@ -44,12 +44,13 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-WINDOW = 256  # publishes in flight; measured plateau of throughput on a local broker
+WINDOW = 256  # QoS 1 publishes in flight: over an uplink the rate is at most WINDOW / round-trip time
 FETCH = 512  # rows read from the outbox per query
 DELETE_BATCH = 512  # acknowledged rows deleted per transaction
 PENDING_MAX = 200_000  # messages waiting for the outbox thread before the oldest are dropped
 CLOSE_TIMEOUT = 2.5  # aclose() budget for flushing and saying goodbye
 INITIAL_BACKOFF = 0.5
+STABLE_SESSION = 10.0  # seconds connected before a drop resets the backoff
 STOP_GRACE = 0.8  # on a clean stop, time for in-flight messages to be acknowledged
 
 
@@ -82,6 +83,7 @@ class MqttSink:
         self._running = False
         self._run_task: asyncio.Task[Any] | None = None
         self._tls: ssl.SSLContext | None = None
+        self._window = WINDOW  # lowered to the broker's Receive Maximum (MQTT 5)
         # Self-metrics: plain numbers, read from any thread.
         self.connected = False
         self.published = 0
@@ -218,7 +220,33 @@ class MqttSink:
         # aiomqtt warns on every publish beyond 10 outstanding ones; the window
         # is deliberate.
         client.pending_calls_threshold = WINDOW + 16
+        self._window = WINDOW
+        if v5:
+            self._honour_receive_maximum(client)
         return client
+
+    def _honour_receive_maximum(self, client: aiomqtt.Client) -> None:
+        """Keep QoS 1 publishes in flight within the broker's MQTT 5 Receive Maximum.
+
+        paho 2.x ignores the property (brokers such as HiveMQ announce 10 and
+        disconnect a client that exceeds it) and aiomqtt 2.x does not expose
+        the CONNACK properties, so the paho callback is wrapped here.
+        """
+        paho = client._client
+        on_connect = paho.on_connect
+
+        def wrapped(*args: Any) -> None:
+            props = args[4] if len(args) > 4 else None
+            limit = getattr(props, "ReceiveMaximum", None)
+            if isinstance(limit, int) and 0 < limit < WINDOW:
+                self._window = limit
+                # The public setter refuses once connected; nothing is in
+                # flight yet when CONNACK arrives, so setting it here is safe.
+                paho._max_inflight_messages = limit
+            if on_connect is not None:
+                on_connect(*args)
+
+        paho.on_connect = wrapped
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff, forever (until cancelled or closed)."""
@@ -234,41 +262,25 @@ class MqttSink:
                 if attempts:
                     self.reconnects += 1
                 attempts += 1
-                try:
-                    if self._cfg.tls and self._tls is None:
-                        self._tls = await asyncio.to_thread(self._make_tls)
-                    client = self._make_client()
-                    async with client:
-                        self.connected = True
-                        log.info(
-                            "mqtt %s:%d: connected as %s (%d messages queued)",
-                            self._cfg.host,
-                            self._cfg.port,
-                            self._client_id,
-                            self._outbox.messages,
-                        )
-                        last_error = ""
-                        backoff = INITIAL_BACKOFF
-                        try:
-                            await self._connected(client)
-                        finally:
-                            self.connected = False
-                            if self._closing.is_set() or _cancelling():
-                                await self._goodbye(client)
-                    return
-                except aiomqtt.MqttError as exc:
-                    error = self._describe(exc)
-                except (OSError, ssl.SSLError) as exc:
-                    error = f"cannot set up TLS from mqtt.ca_file/cert_file/key_file: {exc}"
-                except Exception as exc:
-                    # Whatever paho or aiomqtt raise beyond MqttError must not
-                    # end publishing for good: log it (with its traceback,
-                    # once) and retry like any other failure.
-                    error = f"unexpected error: {exc!r}"
-                    if error != last_error:
-                        log.exception("mqtt %s:%d: %s", self._cfg.host, self._cfg.port, error)
-                        last_error = error
-                if error != last_error:
+                started = time.monotonic()
+                error, was_connected = await self._attempt()
+                if not error:
+                    return  # closed cleanly
+                if was_connected and time.monotonic() - started >= STABLE_SESSION:
+                    # A session that worked for a while and then broke is news
+                    # every time; one cut short (client id taken over, kicked
+                    # by an ACL) is handled like a failed connect: backoff, and
+                    # logged once.
+                    log.warning(
+                        "mqtt %s:%d: %s; reconnecting (%d messages queued)",
+                        self._cfg.host,
+                        self._cfg.port,
+                        error,
+                        self._outbox.messages,
+                    )
+                    last_error = ""
+                    backoff = INITIAL_BACKOFF
+                elif error != last_error:
                     log.error("mqtt %s:%d: %s; retrying with backoff", self._cfg.host, self._cfg.port, error)
                     last_error = error
                 else:
@@ -282,6 +294,40 @@ class MqttSink:
             self.connected = False
             self._running = False
             self._stopped.set()
+
+    async def _attempt(self) -> tuple[str, bool]:
+        """One connection: ("", _) after a clean stop, else (the error in words, whether it had connected)."""
+        if self._cfg.tls and self._tls is None:
+            try:
+                self._tls = await asyncio.to_thread(self._make_tls)
+            except (OSError, ssl.SSLError) as exc:
+                return f"cannot set up TLS from mqtt.ca_file/cert_file/key_file: {exc}", False
+        connected = False
+        try:
+            client = self._make_client()
+            async with client:
+                connected = self.connected = True
+                log.info(
+                    "mqtt %s:%d: connected as %s (%d messages queued)",
+                    self._cfg.host,
+                    self._cfg.port,
+                    self._client_id,
+                    self._outbox.messages,
+                )
+                try:
+                    await self._connected(client)
+                finally:
+                    self.connected = False
+                    if self._closing.is_set() or _cancelling():
+                        await self._goodbye(client)
+            return "", connected
+        except aiomqtt.MqttError as exc:
+            return self._describe(exc), connected
+        except Exception as exc:
+            # Whatever paho or aiomqtt raise beyond MqttError must not end
+            # publishing for good: log it with its traceback and retry.
+            log.exception("mqtt %s:%d: unexpected error", self._cfg.host, self._cfg.port)
+            return f"unexpected error: {exc!r}", connected
 
     def _describe(self, exc: BaseException) -> str:
         """One line an operator can act on, stable across retries of the same problem."""
@@ -333,7 +379,7 @@ class MqttSink:
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Publish the outbox oldest-first with a window of messages in flight."""
         qos = self._cfg.qos
-        window = asyncio.Semaphore(WINDOW)
+        window = asyncio.Semaphore(self._window)
         inflight: dict[asyncio.Task[None], int] = {}
         acked: list[int] = []
         failure: list[BaseException] = []

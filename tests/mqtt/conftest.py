@@ -95,7 +95,12 @@ class Broker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(10)
+        self.close_pipes()
         wait_for(lambda: not _port_open(self.port), 5, "broker port to close")
+
+    def close_pipes(self) -> None:
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     def log(self) -> str:
         p = self.workdir / "mosquitto.log"
@@ -120,6 +125,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
         if b.proc is not None and b.proc.poll() is None:
             b.proc.kill()
             b.proc.wait(5)
+        b.close_pipes()
 
 
 @pytest.fixture

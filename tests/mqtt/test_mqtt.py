@@ -268,7 +268,11 @@ class Driver:
 
     def kill(self, sig: int) -> int:
         self.proc.send_signal(sig)
-        return self.proc.wait(10)
+        code = self.proc.wait(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return code
 
 
 async def test_crash_kill_9_with_queue_every_seq_arrives(
@@ -453,3 +457,23 @@ def test_self_snapshot_readings_are_in_the_metric_table(tmp_path: Path) -> None:
         assert reading.key in METRICS, reading.key
         assert tuple(name for name, _ in reading.labels) == METRICS[reading.key].labels
     asyncio.run(sink.aclose())
+
+
+async def test_mqtt5_receive_maximum_is_honoured(
+    broker_factory: Callable[..., Broker], subscriber_factory: Callable[..., Subscriber], tmp_path: Path
+) -> None:
+    """A broker announcing a small Receive Maximum gets no more than that many unacknowledged publishes."""
+    broker = broker_factory("max_inflight_messages 5\n")
+    sub = subscriber_factory(broker.port, f"{PREFIX}/#")
+    await sub.start()
+    sink = MqttSink(mqtt_config(broker.port, tmp_path / "q.db"), AGENT)
+    runner = asyncio.create_task(sink.run())
+    await sink.flush()
+    first = sink.last_seq + 1
+    for i in range(40):
+        sink.submit(update(i, miners=10))
+    await async_wait_for(lambda: sub.got.has_all(range(first, first + 400)), 20, "every seq")
+    report(400, sub.got, 0, range(first, first + 400))
+    assert sink._window == 5
+    assert sink.reconnects == 0, "the broker never had to cut the client off"
+    await _stop(sink, runner)

@@ -144,6 +144,7 @@ def test_kill_9_during_writes_keeps_every_committed_message(tmp_path: Path) -> N
         committed = int(proc.stdout.readline())
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+    proc.stdout.close()
     box = Outbox(path, 1 << 30)
     box.open()
     seqs = drain_all(box)
@@ -246,6 +247,7 @@ def test_memory_fallback_is_bounded_and_counts_drops(tmp_path: Path) -> None:
     assert box.dropped > 0
     # What is left: every disk row, then the newest memory rows, contiguous at the end.
     assert seqs[-1] == box.last_seq
+    box.close()
 
 
 def test_unopenable_path_uses_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
