@@ -428,7 +428,10 @@ class AsicFleet:
             if key not in self._miners:
                 now = time.monotonic()
                 m = self._add(host, port, static=False, now=now, profile=profile)
-                log.info("%s: found %s", key, _describe(m.attrs))
+                # The first scan of a large site finds thousands: its summary line says how many.
+                # A miner that appears on a later scan is news worth a line of its own.
+                level = logging.INFO if self.scans_completed else logging.DEBUG
+                log.log(level, "%s: found %s", key, _describe(m.attrs))
         finally:
             self._scan_in_flight -= 1
             self._maybe_finish_scan(time.monotonic())
