@@ -16,6 +16,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.sim import cli as sim_cli
 
 EXIT_CONFIG = 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 _T = TypeVar("_T")
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default="info",
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="log verbosity on stderr (default: info)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -62,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     asic_cli.register(sub)
     sim_cli.register(sub)
+    # Accepted after the command too (`edge-agent run --log-level debug`); SUPPRESS keeps a
+    # subcommand from overwriting a level given before it.
+    for command in sub.choices.values():
+        command.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="log verbosity")
     return parser
 
 
