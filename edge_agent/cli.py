@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         "runs a demo against a simulated site on loopback addresses.",
     )
     run.add_argument("--config", "-c", metavar="FILE", help="TOML config file (default: demo mode)")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser(
         "check-config", help="validate a config file", description="Validate a config file and exit 0 if it is good."
     )
     check.add_argument("file", metavar="FILE")
-    check.set_defaults(handler=_cmd_check)
+    check.set_defaults(func=_cmd_check)
 
     once = sub.add_parser(
         "once",
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every enabled collector once and print the snapshots as JSON on stdout.",
     )
     once.add_argument("--config", "-c", metavar="FILE", required=True, help="TOML config file")
-    once.set_defaults(handler=_cmd_once)
+    once.set_defaults(func=_cmd_once)
 
     asic_cli.register(sub)
     sim_cli.register(sub)
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     try:
-        code: int = args.handler(args)
+        code: int = args.func(args)
     except ConfigError as exc:
         print(f"edge-agent: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
