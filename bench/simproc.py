@@ -16,6 +16,7 @@ poll. Only counters and two floats per miner are kept: memory stays flat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -64,9 +65,7 @@ def _child(conn: multiprocessing.connection.Connection, count: int, kwargs: dict
     async def main() -> None:
         fleet = _RecordingFleet(count, **kwargs)
         await fleet.start()
-        manifest = [
-            {"key": m.key, "firmware": m.firmware, "fault": m.fault, "index": m.index} for m in fleet.miners
-        ]
+        manifest = [{"key": m.key, "firmware": m.firmware, "fault": m.fault, "index": m.index} for m in fleet.miners]
         conn.send({"network": str(fleet.network), "port": fleet.port, "manifest": manifest, "pid": os.getpid()})
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
@@ -135,10 +134,8 @@ class SimProcess:
 
     def close(self) -> None:
         if self._proc.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.send("stop")
-            except OSError:
-                pass
             self._proc.join(15)
             if self._proc.is_alive():
                 self._proc.kill()
