@@ -17,7 +17,8 @@ After a warm-up (the first scan and every healthy miner reported up), it
 measures for `--duration` s: the agent's CPU (utime+stime from /proc/<pid>/stat)
 as a percentage of one core, its RSS (VmRSS) at start, end, max and the slope of
 a least-squares line through the samples, the wall time of /metrics scrapes
-(plain and gzip) taken while it polls, and, from the simulator's side, whether
+taken while it polls (gzip every --scrape-every seconds as Prometheus does, and
+a plain one every fourth time), and, from the simulator's side, whether
 every healthy miner was polled in every interval (the longest gap between two
 polls of each miner, and the polls in the window).
 """
@@ -147,10 +148,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     rss.append((now - t0, proc_rss_bytes(agent.pid) / 1e6))
                     next_sample += args.sample
                 if now >= next_scrape:
-                    took, body = scrape(port)
-                    scrapes.append(took)
-                    took_gz, _ = scrape(port, gzipped=True)
+                    # As Prometheus scrapes: gzip every --scrape-every; a plain scrape every fourth
+                    # time as well, to time the uncompressed body too.
+                    took_gz, body = scrape(port, gzipped=True)
                     gz_scrapes.append(took_gz)
+                    if len(gz_scrapes) % 4 == 1:
+                        took, body = scrape(port)
+                        scrapes.append(took)
                     next_scrape += args.scrape_every
                 time.sleep(max(0.0, min(next_sample, next_scrape, end) - time.monotonic()))
             wall = time.monotonic() - t0

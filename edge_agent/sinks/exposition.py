@@ -30,7 +30,7 @@ _INF = math.inf
 
 def format_value(value: float) -> str:
     # Integral values first: most samples are (counts, rpm, states), and is_integer() is False for NaN and Inf.
-    v = float(value)
+    v = value if type(value) is float else float(value)
     if v.is_integer():
         return str(int(v)) if -1e15 < v < 1e15 else repr(v)
     if math.isnan(v):
@@ -43,7 +43,7 @@ def format_value(value: float) -> str:
 
 
 def format_labels(labels: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{k}="{v.translate(_ESCAPE)}"' for k, v in labels)
+    inner = ",".join([f'{k}="{v.translate(_ESCAPE)}"' for k, v in labels])
     return "{" + inner + "}" if inner else ""
 
 

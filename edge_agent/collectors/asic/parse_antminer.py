@@ -31,8 +31,8 @@ from edge_agent.model import Reading
 
 # --- Bitmain Antminer stock, and firmware built on its API (LuxOS, VNish) -------------------------
 
-_CHAIN_KEY = re.compile(r"^(?:chain_acn|chain_rate|chain_hw|temp_chip|temp_pcb|temp2_|temp)(\d+)$")
-_CHAIN_PREFIXES = ("chain_", "temp")
+# A chain's numbered keys (chain_acn1, temp_chip1...) or a fan's (fan1): group 1 says which.
+_STATS_KEY = re.compile(r"(?:chain_acn|chain_rate|chain_hw|temp_chip|temp_pcb|temp2_|temp|(fan))(\d+)")
 _TYPE_FIRMWARE = re.compile(r"^(?P<model>.*?)\s*\((?P<fw>[^)]*)\)\s*$")
 
 
@@ -95,13 +95,13 @@ def parse_antminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[Miner
     # poll for every Antminer, and a regex per key was most of the parser's time.
     ids: set[int] = set()
     fan_ids: list[int] = []
-    for key in data:
-        if key.startswith(_CHAIN_PREFIXES):
-            match = _CHAIN_KEY.match(key)
-            if match:
-                ids.add(int(match.group(1)))
-        elif key.startswith("fan") and key[3:].isdigit():
-            fan_ids.append(int(key[3:]))
+    for match in map(_STATS_KEY.fullmatch, data):
+        if match:
+            fan, n = match.groups()
+            if fan:
+                fan_ids.append(int(n))
+            else:
+                ids.add(int(n))
     present = [
         i
         for i in sorted(ids)
