@@ -3,7 +3,7 @@
 Starts its own mosquitto on a free loopback port (never the shared one) and
 prints a table. Usage:
 
-    PYTHONPATH=$PWD python bench/mqtt_outbox.py [--messages 100000] [--backlog 300000] [--miners 10000]
+    PYTHONPATH=$PWD python bench/mqtt_outbox.py [--messages 100000] [--backlog 300000] [--miners 10000] [--quick]
 
 - outbox append: messages/s committed (render + insert, batches of one 30 s
   poll cycle's worth per transaction), no broker involved;
@@ -163,31 +163,54 @@ async def bench_drain(workdir: Path, backlog: int, miners: int) -> tuple[float, 
     return (queued + live) / elapsed, elapsed, live
 
 
-async def amain() -> None:
+async def measure(messages: int, backlog: int, miners: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        append_rate = bench_append(work / "append.db", messages, min(10_000, messages))
+        live_rate = await bench_live(work, messages)
+        drain_rate, drain_s, live = await bench_drain(work, backlog, miners)
+    net = drain_rate - miners / 30
+    return {
+        "messages": messages,
+        "backlog": backlog,
+        "miners": miners,
+        "append_rate": append_rate,
+        "live_rate": live_rate,
+        "drain_rate": drain_rate,
+        "drain_s": drain_s,
+        "drain_live": live,
+        "drain_1m2_s": 1_200_000 / net if net > 0 else float("inf"),
+    }
+
+
+def print_table(r: dict[str, float]) -> None:
+    print(f"{'what':<48} {'result':>14}")
+    print(f"{'outbox append (render + commit), msg/s':<48} {r['append_rate']:>14,.0f}")
+    print(f"{'live publish QoS 1 through the outbox, msg/s':<48} {r['live_rate']:>14,.0f}")
+    print(f"{'backlog drain incl. live data, msg/s':<48} {r['drain_rate']:>14,.0f}")
+    print(f"{'  backlog / live messages / seconds':<48} {r['backlog']:>7,} / {r['drain_live']:,} / {r['drain_s']:.1f}")
+    print(f"{'  1.2 M backlog drains in (projected), s':<48} {r['drain_1m2_s']:>14,.0f}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--backlog", type=int, default=300_000)
     ap.add_argument("--miners", type=int, default=10_000)
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        append_rate = bench_append(work / "append.db", args.messages, 10_000)
-        live_rate = await bench_live(work, args.messages)
-        drain_rate, drain_s, live = await bench_drain(work, args.backlog, args.miners)
-    print(f"{'what':<48} {'result':>14}")
-    print(f"{'outbox append (render + commit), msg/s':<48} {append_rate:>14,.0f}")
-    print(f"{'live publish QoS 1 through the outbox, msg/s':<48} {live_rate:>14,.0f}")
-    print(f"{'backlog drain incl. live data, msg/s':<48} {drain_rate:>14,.0f}")
-    print(f"{'  backlog / live messages / seconds':<48} {args.backlog:>7,} / {live:,} / {drain_s:.1f}")
-    net = drain_rate - args.miners / 30
-    print(f"{'  1.2 M backlog drains in (projected), s':<48} {1_200_000 / net:>14,.0f}")
-
-
-if __name__ == "__main__":
+    ap.add_argument("--quick", action="store_true", help="tiny sizes for the smoke test")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.messages, args.backlog, args.miners = 2_000, 5_000, 300
     try:
         import uvloop
 
-        uvloop.install()
+        runner = uvloop.run
     except ImportError:
-        pass
-    asyncio.run(amain())
+        runner = asyncio.run
+    r = runner(measure(args.messages, args.backlog, args.miners))
+    print_table(r)
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -25,18 +25,25 @@ _ESCAPE = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 Chunks = tuple[tuple[int, bytes], ...]
 
 
+_INF = math.inf
+
+
 def format_value(value: float) -> str:
-    if math.isnan(value):
+    # Integral values first: most samples are (counts, rpm, states), and is_integer() is False for NaN and Inf.
+    v = value if type(value) is float else float(value)
+    if v.is_integer():
+        return str(int(v)) if -1e15 < v < 1e15 else repr(v)
+    if math.isnan(v):
         return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    if v == _INF:
+        return "+Inf"
+    if v == -_INF:
+        return "-Inf"
+    return repr(v)
 
 
 def format_labels(labels: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{k}="{v.translate(_ESCAPE)}"' for k, v in labels)
+    inner = ",".join([f'{k}="{v.translate(_ESCAPE)}"' for k, v in labels])
     return "{" + inner + "}" if inner else ""
 
 
@@ -48,14 +55,21 @@ def render_readings(readings: Sequence[Reading]) -> Chunks:
     """
     by_family: dict[int, list[str]] = {}
     index = FAMILY_INDEX
+    # A miner's readings share few label sets (the miner alone, one per board...): format each once.
+    label_text: dict[tuple[tuple[str, str], ...], str] = {}
     for key, value, labels in readings:
         i = index.get(key)
         if i is None:
             continue
+        text = label_text.get(labels)
+        if text is None:
+            text = label_text[labels] = format_labels(labels)
+        line = f"{key}{text} {format_value(value)}\n"
         lines = by_family.get(i)
         if lines is None:
-            lines = by_family[i] = []
-        lines.append(f"{key}{format_labels(labels)} {format_value(value)}\n")
+            by_family[i] = [line]
+        else:
+            lines.append(line)
     return tuple((i, "".join(lines).encode()) for i, lines in sorted(by_family.items()))
 
 

@@ -26,12 +26,14 @@ _RESERVED = frozenset({"ts", "seq", "device", "up"})
 
 
 class _Shape:
-    __slots__ = ("group", "key", "labels")
+    __slots__ = ("fixed", "group", "key", "labels")
 
-    def __init__(self, key: str, group: str, labels: tuple[str, ...]) -> None:
+    def __init__(self, key: str, group: str, labels: tuple[str, ...], fixed: bool = False) -> None:
         self.key = key
         self.group = group
         self.labels = labels
+        # True when the table row names the labels: the shape then never depends on a reading's labels.
+        self.fixed = fixed
 
 
 def _short(name: str) -> str:
@@ -67,6 +69,7 @@ class PayloadBuilder:
         if shape is None or shape.labels != labels:
             row = self._metrics.get(name)
             shape = _shape(name, row, row.labels if row is not None and row.labels else labels)
+            shape.fixed = row is not None and bool(row.labels)
             self._shapes[name] = shape
         return shape
 
@@ -75,23 +78,27 @@ class PayloadBuilder:
         for k, v in snap.attrs.items():
             if k not in _RESERVED:
                 doc[k] = v
-        groups: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
-        for reading in snap.readings:
-            labels = reading.labels
+        # Per group, one object per distinct label set. Keyed by the labels tuple itself: readings of
+        # one group carry the same label names, so this is one object per set of label values.
+        groups: dict[str, dict[tuple[tuple[str, str], ...], dict[str, Any]]] = {}
+        shapes = self._shapes
+        for key, value, labels in snap.readings:
+            shape = shapes.get(key)
             if not labels:
-                key = self._shape_of(reading.key, ()).key
-                if key not in _RESERVED:
-                    doc[key] = reading.value
+                if shape is None or shape.labels:
+                    shape = self._shape_of(key, ())
+                if shape.key not in _RESERVED:
+                    doc[shape.key] = value
                 continue
-            shape = self._shape_of(reading.key, tuple(name for name, _ in labels))
-            values = tuple(value for _, value in labels)
+            if shape is None or not shape.fixed:
+                shape = self._shape_of(key, tuple(name for name, _ in labels))
             members = groups.get(shape.group)
             if members is None:
                 members = groups[shape.group] = {}
-            obj = members.get(values)
+            obj = members.get(labels)
             if obj is None:
-                obj = members[values] = dict(labels)
-            obj[shape.key] = reading.value
+                obj = members[labels] = dict(labels)
+            obj[shape.key] = value
         for group, members in groups.items():
             if group not in _RESERVED:
                 doc[group] = list(members.values())

@@ -1,8 +1,8 @@
-"""The Prometheus endpoint: latest snapshots, rendered on scrape, served over HTTP(S).
+"""The Prometheus endpoint: latest snapshots, rendered as they arrive, served over HTTP(S).
 
-The store keeps the latest snapshot per device and its pre-rendered chunks.
-A scrape joins them in a worker thread, so rendering never blocks the event
-loop; the joined body (and its gzip) is cached until the next update.
+The store keeps the latest snapshot per device and its chunks, rendered when
+the snapshot is submitted. A scrape joins them in a worker thread; the joined
+body (and its gzip) is cached until the next update.
 """
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ class _Entry:
     chunks: exposition.Chunks | None = None
 
 
+def _render(snap: Snapshot) -> exposition.Chunks | None:
+    try:
+        return exposition.render_readings(snap.readings)
+    except Exception:
+        # Left for the scrape to render (and report) rather than losing the whole update here.
+        log.exception("prometheus: cannot render %s %s", snap.source, snap.device)
+        return None
+
+
 class MetricStore:
     """Latest snapshot per (source, device), with cached renderings. Thread-safe."""
 
@@ -51,9 +60,13 @@ class MetricStore:
         self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
 
     def apply(self, update: Update) -> None:
+        # Each snapshot is rendered here, once, as it arrives: spread over the poll interval, a few
+        # tens of microseconds per miner, instead of piling up in the next scrape (10,000 miners
+        # rendered at scrape time cost ~0.5 s of CPU holding the GIL). A scrape only joins chunks.
+        entries = [_Entry(snap, _render(snap)) for snap in update.snapshots]
         with self._lock:
-            for snap in update.snapshots:
-                self._entries[snap.key] = _Entry(snap)
+            for entry in entries:
+                self._entries[entry.snapshot.key] = entry
             for key in update.removed:
                 self._entries.pop(key, None)
             if update.snapshots or update.removed:
