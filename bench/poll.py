@@ -273,7 +273,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(
         f"poll benchmark: {r['miners']:,} simulated {FIRMWARE} miners in a separate process, "
         f"concurrency {r['concurrency']}, median of {r['runs']} pass(es); "
-        f"{r['multicommand_share']:.0%} take `summary+pools+stats` in one request, the rest refuse `+`"
+        f"{r['multicommand_share']:.0%} answer `summary+pools+stats` in one request"
+        + ("" if r["multicommand_share"] == 1 else ", the rest refuse `+` and get three requests")
     )
     print(f"{'what':<26}{'CPU ms/poll':>12}{'vs raw stdlib':>15}{'polls/s':>10}{'failed':>8}")
     for name, row in r["rows"].items():

@@ -190,7 +190,7 @@ async def bench_stall(n: int, scrapes: int) -> tuple[float, float]:
     # Let the last connection's handler finish: cancelling it inside wait_closed() makes
     # Python 3.11's streams log a spurious CancelledError traceback.
     deadline = loop.time() + 5
-    while len(asyncio.all_tasks()) > 2 and loop.time() < deadline:
+    while len(asyncio.all_tasks()) > 2 and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     await sink.aclose()
     serve.cancel()

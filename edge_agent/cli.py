@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from edge_agent import __version__, asic_cli, logs
+from edge_agent import __version__, asic_cli, gcpolicy, logs
 from edge_agent import config as config_mod
 from edge_agent.errors import ConfigError
 from edge_agent.sim import cli as sim_cli
@@ -84,6 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return _run_loop(run_demo)
     cfg = config_mod.load(args.config)
+    gcpolicy.install()
     return _run_loop(lambda: Agent(cfg).run())
 
 
