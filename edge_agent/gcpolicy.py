@@ -1,7 +1,9 @@
-"""Garbage collection for a process that holds every miner's latest readings.
+"""Garbage collection for a process that holds state for every miner.
 
-At 10,000 miners the agent keeps about 300,000 `Reading`s alive (the runtime's
-latest snapshot per device), and each poll's replace the previous ones. CPython
+At 10,000 miners the agent keeps hundreds of thousands of long-lived tracked
+objects (per-miner fleet state, label tuples, cached renderings; until the
+runtime stopped keeping whole snapshots, about 300,000 `Reading`s), and each
+poll's replace the previous ones. CPython
 never untracks a tuple subclass, and every snapshot lives long enough to reach
 the oldest generation, so with the default settings a full collection ran every
 4-5 s and traversed all of them: 150-260 ms each with the GIL held, about 5 % of

@@ -11,7 +11,7 @@ from edge_agent.collectors.host import HostCollector
 from edge_agent.config import AsicConfig, Config
 from edge_agent.model import Reading, Snapshot, Update
 from edge_agent.runtime import open_gpu_or_config_error
-from edge_agent.summary import site_summary
+from edge_agent.summary import site_summary, totals_of
 
 
 def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
@@ -39,7 +39,7 @@ async def collect_once(cfg: Config) -> list[dict[str, Any]]:
     if cfg.asic.enabled:
         updates.append(await _asic_once(cfg.asic))
     snapshots = [s for u in updates for s in u.snapshots]
-    snapshots.append(site_summary(snapshots, cfg.agent.site))
+    snapshots.append(site_summary([t for s in snapshots if (t := totals_of(s)) is not None], cfg.agent.site))
     return [snapshot_dict(s) for s in snapshots]
 
 

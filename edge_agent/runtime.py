@@ -1,8 +1,8 @@
 """The runtime: schedules collectors, hands their updates to sinks, reloads, stops.
 
 Collectors never see sinks and sinks never call collectors: everything passes
-through `Hub.emit`, which keeps the latest snapshot of every device (for site
-totals and for seeding a sink rebuilt on reload) and submits to each sink.
+through `Hub.emit`, which keeps what the site totals need of every device and
+submits to each sink.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from edge_agent.model import Collector, Emit, Sink, Snapshot, Source, Update
 from edge_agent.notify import Notifier
 from edge_agent.selfstats import CollectorStats
 from edge_agent.sinks.mqtt import MqttSink
-from edge_agent.sinks.prometheus import PrometheusSink
-from edge_agent.summary import site_summary
+from edge_agent.sinks.prometheus import MetricStore, PrometheusSink
+from edge_agent.summary import DeviceTotals, site_summary, totals_of
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +106,18 @@ class Periodic:
 
 @dataclass
 class Hub:
-    """Fans updates out to sinks and remembers the latest snapshot per device."""
+    """Fans updates out to sinks and keeps the few numbers per device the site totals need."""
 
     sinks: dict[str, Sink] = field(default_factory=dict)
-    latest: dict[tuple[str, str], Snapshot] = field(default_factory=dict)
+    totals: dict[tuple[str, str], DeviceTotals] = field(default_factory=dict)
 
     def emit(self, update: Update) -> None:
         for snap in update.snapshots:
-            self.latest[snap.key] = snap
+            t = totals_of(snap)
+            if t is not None:
+                self.totals[snap.key] = t
         for key in update.removed:
-            self.latest.pop(key, None)
+            self.totals.pop(key, None)
         for sink in self.sinks.values():
             try:
                 sink.submit(update)
@@ -272,6 +274,7 @@ class Agent:
 
     async def _apply_sinks(self, cfg: Config, *, first: bool) -> None:
         old = self._sinks.get("prometheus")
+        known = self.prometheus.store if self.prometheus is not None else None
         if old is not None and (first or old.key != cfg.prometheus):
             # Often the same address: the old listener must let go before the new one binds.
             await self._stop_one(self._sinks.pop("prometheus"))
@@ -285,9 +288,9 @@ class Agent:
                 if old is not None and not first:
                     restored = PrometheusSink(self.cfg.prometheus)
                     await restored.start()
-                    self._start_sink("prometheus", self.cfg.prometheus, restored)
+                    self._start_sink("prometheus", self.cfg.prometheus, restored, known)
                 raise
-            self._start_sink("prometheus", cfg.prometheus, sink)
+            self._start_sink("prometheus", cfg.prometheus, sink, known)
 
         old_mqtt = self._sinks.get("mqtt")
         mqtt_key = (cfg.mqtt, cfg.agent)
@@ -305,13 +308,13 @@ class Agent:
     def _mqtt_self_snapshot(self) -> Snapshot | None:
         return self.mqtt.self_snapshot() if self.mqtt is not None else None
 
-    def _start_sink(self, name: str, key: object, sink: Sink) -> None:
+    def _start_sink(self, name: str, key: object, sink: Sink, known: MetricStore | None = None) -> None:
         if isinstance(sink, PrometheusSink):
             self.prometheus = sink
             sink.add_provider(self._mqtt_self_snapshot)
-            # A rebuilt endpoint starts from what the agent already knows, not from nothing.
-            # (Not the MQTT sink: that would publish every device's last reading again.)
-            sink.submit(Update(snapshots=tuple(self.hub.latest.values())))
+            if known is not None:
+                # A rebuilt endpoint starts from what the old one served, not from nothing.
+                sink.store.adopt(known)
         self.hub.sinks[name] = sink
         task = asyncio.create_task(sink.run(), name=f"sink:{name}")
         self._sinks[name] = _Running(key, task, sink.aclose)
@@ -366,7 +369,7 @@ class Agent:
         while True:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             deadline += period
-            self.hub.emit(Update(snapshots=(site_summary(list(self.hub.latest.values()), self.cfg.agent.site),)))
+            self.hub.emit(Update(snapshots=(site_summary(list(self.hub.totals.values()), self.cfg.agent.site),)))
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval()

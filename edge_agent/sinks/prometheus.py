@@ -80,6 +80,15 @@ class MetricStore:
             if update.snapshots or update.removed:
                 self._version += 1
 
+    def adopt(self, other: MetricStore) -> None:
+        """Take over another store's devices (a rebuilt endpoint keeps serving them)."""
+        with other._lock:
+            entries = dict(other._entries)
+        with self._lock:
+            for key, entry in entries.items():
+                self._entries.setdefault(key, entry)
+            self._version += 1
+
     def render(self, *, openmetrics: bool, gzipped: bool, extra: list[Snapshot]) -> bytes:
         """One body: the cached join of every stored snapshot, then `extra`.
 

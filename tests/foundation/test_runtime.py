@@ -10,6 +10,7 @@ import pytest
 from edge_agent.errors import CollectorError
 from edge_agent.model import Reading, Snapshot, Update
 from edge_agent.runtime import Hub, Periodic
+from edge_agent.summary import DeviceTotals
 
 
 class ScriptedCollector:
@@ -121,7 +122,8 @@ def test_hub_tracks_latest_and_removals() -> None:
             raise RuntimeError("boom")
 
     hub.sinks = {"b": Broken(), "s": Sink()}  # type: ignore[dict-item]
-    a = Snapshot("asic", "1", 0, True, ())
+    a = Snapshot("asic", "1", 0, True, (Reading("asic_hashrate_hashes_per_second", 5.0, (("miner", "1"),)),))
     hub.emit(Update(snapshots=(a,)))
+    assert hub.totals[("asic", "1")] == DeviceTotals("asic", True, 5.0, None)
     hub.emit(Update(removed=(("asic", "1"),)))
-    assert len(seen) == 2 and hub.latest == {}
+    assert len(seen) == 2 and hub.totals == {}
