@@ -3,7 +3,7 @@
 Every series carries `gpu` (the NVML index) and `uuid` first; they name the
 device, so the MQTT payload groups only the series that have labels beyond
 those two. Names follow the dcgm-exporter defaults an operator already graphs
-(see docs/gpu.md for the field-by-field mapping), in SI units.
+(the README maps them field by field), in SI units.
 """
 
 from __future__ import annotations
