@@ -272,7 +272,9 @@ async def poll(
                 replies = await _singles(host, port, entry.poll, timeout, max_bytes)
                 if not replies:
                     raise
-                log.info("%s: multi-command refused (%s); polling with single commands", miner, exc.detail)
+                # Once per miner, and a property of its firmware rather than news: thousands of
+                # S19s on stock firmware would each log it at start.
+                log.debug("%s: multi-command refused (%s); polling with single commands", miner, exc.detail)
                 profile = replace(profile, multicommand=False)
     else:
         replies = await _singles(host, port, entry.poll, timeout, max_bytes)
