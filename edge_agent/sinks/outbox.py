@@ -32,7 +32,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -291,19 +291,12 @@ class Outbox:
         if not rows:
             return 0
         added = sum(len(r.payload) for r in rows)
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with _immediate(db):
             db.executemany("INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)", rows)
             db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (rows[-1].seq,))
             dropped = dropped_bytes = 0
             if self._disk_bytes + added > self.max_bytes:
                 dropped, dropped_bytes = self._drop_oldest_disk(db, self._disk_bytes + added - self.max_bytes)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
         self.last_seq = rows[-1].seq
         self._disk_messages += len(rows) - dropped
         self._disk_bytes += added - dropped_bytes
@@ -366,20 +359,13 @@ class Outbox:
         assert db is not None
         rows = [(seq, topic, payload) for seq, (topic, payload) in self._mem.items()]
         added = self._mem_bytes
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with _immediate(db):
             db.executemany("INSERT OR REPLACE INTO outbox (seq, topic, payload) VALUES (?, ?, ?)", rows)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (self.last_seq,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq_floor', 0)")
             dropped = dropped_bytes = 0
             if self._disk_bytes + added > self.max_bytes:
                 dropped, dropped_bytes = self._drop_oldest_disk(db, self._disk_bytes + added - self.max_bytes)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
         self._seq_floor = 0
         self._disk_messages += len(rows) - dropped
         self._disk_bytes += added - dropped_bytes
@@ -455,21 +441,17 @@ class Outbox:
         if disk and self._db is not None:
             db = self._db
             try:
-                db.execute("BEGIN IMMEDIATE")
                 freed = 0
                 removed = 0
-                for (seq,) in disk:
-                    for (size,) in db.execute("DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)):
-                        freed += size
-                        removed += 1
-                db.execute("COMMIT")
+                with _immediate(db):
+                    for (seq,) in disk:
+                        for (size,) in db.execute("DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)):
+                            freed += size
+                            removed += 1
                 self._undeleted.clear()
                 self._disk_messages -= removed
                 self._disk_bytes -= freed
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
                 # Remember them so they are not published again meanwhile.
                 self._undeleted.update(s for (s,) in disk)
                 if self._is_corrupt(exc):
@@ -479,3 +461,17 @@ class Outbox:
                 else:
                     self._enter_memory(exc)
         self._sync_counts()
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back if anything in it fails."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
