@@ -93,7 +93,8 @@ class Periodic:
                 log.warning("collector %s: recovered", self.name)
                 self._failing = False
             keys = tuple(s.key for s in update.snapshots)
-            gone = tuple(k for k in self._last_keys if k not in set(keys)) + update.removed
+            present = set(keys)
+            gone = tuple(k for k in self._last_keys if k not in present) + update.removed
             self._last_keys = keys
             return Update((*update.snapshots, self.stats.snapshot()), update.events, gone)
         if not self._failing:
