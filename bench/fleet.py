@@ -70,6 +70,15 @@ def slope_per_hour(samples: list[tuple[float, float]]) -> float:
     return 0.0 if den == 0 else sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True)) / den * 3600
 
 
+def quarter_medians(samples: list[tuple[float, float]]) -> list[float]:
+    """The median RSS of each quarter of the window: growth shows as a rising sequence, noise does not."""
+    vs = [v for _, v in samples]
+    if len(vs) < 4:
+        return vs
+    q = len(vs) / 4
+    return [statistics.median(vs[int(i * q) : int((i + 1) * q)]) for i in range(4)]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"miners": args.miners, "interval": args.interval, "duration": args.duration}
     with (
@@ -193,6 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_end_mb": rss[-1][1],
             "rss_max_mb": max(v for _, v in rss),
             "rss_slope_mb_per_h": slope_per_hour(rss[1:]),
+            "rss_quarters_mb": quarter_medians(rss[1:]),
             "scrape_ms_median": statistics.median(scrapes) * 1000 if scrapes else float("nan"),
             "scrape_ms_max": max(scrapes) * 1000 if scrapes else float("nan"),
             "scrape_gzip_ms_median": statistics.median(gz_scrapes) * 1000 if gz_scrapes else float("nan"),
@@ -226,6 +236,7 @@ def print_table(r: dict[str, Any]) -> None:
             "<= 250 MB",
         ),
         ("RSS slope", f"{r['rss_slope_mb_per_h']:+.1f} MB/h", "no growth"),
+        ("RSS median per quarter of the window", " / ".join(f"{v:.0f}" for v in r["rss_quarters_mb"]) + " MB", ""),
         (
             "/metrics scrape wall, median / max",
             f"{r['scrape_ms_median']:.0f} / {r['scrape_ms_max']:.0f} ms "
