@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from edge_agent.collectors.asic.parse_common import (
     GIGA,
@@ -21,8 +22,7 @@ from edge_agent.collectors.asic.parse_common import (
     counters,
     first_row,
     hashrates,
-    hottest,
-    parse_dash_temps,
+    hottest_dash,
     read_pools,
     rows_of,
 )
@@ -31,8 +31,47 @@ from edge_agent.model import Reading
 
 # --- Bitmain Antminer stock, and firmware built on its API (LuxOS, VNish) -------------------------
 
-# A chain's numbered keys (chain_acn1, temp_chip1...) or a fan's (fan1): group 1 says which.
-_STATS_KEY = re.compile(r"(?:chain_acn|chain_rate|chain_hw|temp_chip|temp_pcb|temp2_|temp|(fan))(\d+)")
+# A chain is present when it reports chips or a rate: chain_acnN / chain_rateN. Fans are fanN.
+_STATS_KEY = re.compile(r"(?:chain_acn|chain_rate|(fan))(\d+)")
+
+
+class _ChainKeys(NamedTuple):
+    n: int
+    acn: str
+    rate: str
+    temp_chip: str
+    temp2: str
+    temp_pcb: str
+    temp: str
+
+
+class _Layout(NamedTuple):
+    chains: tuple[_ChainKeys, ...]  # every chain slot the row names, in slot order
+    fans: tuple[str, ...]  # fan keys in slot order
+
+
+# The stats row has about 70 keys and the firmware sends the same ones every poll: which are
+# chains and fans is worked out once per distinct key list. Bounded, like the rate layouts.
+@lru_cache(maxsize=256)
+def _layout(keys: tuple[str, ...]) -> _Layout:
+    chains: set[int] = set()
+    fans: list[int] = []
+    for match in map(_STATS_KEY.fullmatch, keys):
+        if match:
+            fan, n = match.groups()
+            if fan:
+                fans.append(int(n))
+            else:
+                chains.add(int(n))
+    return _Layout(
+        tuple(
+            _ChainKeys(n, f"chain_acn{n}", f"chain_rate{n}", f"temp_chip{n}", f"temp2_{n}", f"temp_pcb{n}", f"temp{n}")
+            for n in sorted(chains)
+        ),
+        tuple(f"fan{n}" for n in sorted(fans)),
+    )
+
+
 _TYPE_FIRMWARE = re.compile(r"^(?P<model>.*?)\s*\((?P<fw>[^)]*)\)\s*$")
 
 
@@ -91,41 +130,30 @@ def parse_antminer(replies: Replies, miner: str, base: MinerInfo) -> tuple[Miner
 
     counters(out, summary, uptime=data.get("Elapsed") if data else None)
 
-    # Chains and fans in one pass over the stats row (about 70 keys on an S19): this runs once per
-    # poll for every Antminer, and a regex per key was most of the parser's time.
-    ids: set[int] = set()
-    fan_ids: list[int] = []
-    for match in map(_STATS_KEY.fullmatch, data):
-        if match:
-            fan, n = match.groups()
-            if fan:
-                fan_ids.append(int(n))
-            else:
-                ids.add(int(n))
+    layout = _layout(tuple(data))
     present = [
-        i
-        for i in sorted(ids)
-        if as_positive(data.get(f"chain_acn{i}")) is not None or as_non_negative(data.get(f"chain_rate{i}")) is not None
+        names
+        for names in layout.chains
+        if as_positive(data.get(names.acn)) is not None or as_non_negative(data.get(names.rate)) is not None
     ]
     if present:
-        chain_base = _chain_base(present)
-        for chain in present:
-            board = chain - chain_base
-            rate = as_non_negative(data.get(f"chain_rate{chain}"))
+        chain_base = _chain_base([names.n for names in present])
+        for names in present:
+            board = names.n - chain_base
+            rate = as_non_negative(data.get(names.rate))
             out.board("asic_board_hashrate_hashes_per_second", board, None if rate is None else rate * unit)
-            out.board("asic_board_chips", board, as_positive(data.get(f"chain_acn{chain}")))
-            chip = hottest(parse_dash_temps(data.get(f"temp_chip{chain}")))
+            out.board("asic_board_chips", board, as_positive(data.get(names.acn)))
+            chip = hottest_dash(data.get(names.temp_chip))
             if chip is None:
-                chip = as_temperature(data.get(f"temp2_{chain}"))
+                chip = as_temperature(data.get(names.temp2))
             out.board("asic_chip_temperature_celsius", board, chip)
-            pcb = hottest(parse_dash_temps(data.get(f"temp_pcb{chain}")))
+            pcb = hottest_dash(data.get(names.temp_pcb))
             if pcb is None:
-                pcb = as_temperature(data.get(f"temp{chain}"))
+                pcb = as_temperature(data.get(names.temp))
             out.board("asic_board_temperature_celsius", board, pcb)
 
     # Fans: fan1..fanN; S9 lists eight slots with zeros for the empty ones.
-    fan_ids.sort()
-    out.fans(number(data.get(f"fan{i}")) for i in fan_ids)
+    out.fans(number(data[key]) for key in layout.fans)
 
     # LuxOS reports power through its `power` command; stock firmware reports none.
     power_row = first_row(replies, "power", "POWER")

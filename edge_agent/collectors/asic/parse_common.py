@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from math import isfinite
 from typing import Any
 
@@ -34,6 +35,46 @@ KILO, MEGA, GIGA, TERA = 1e3, 1e6, 1e9, 1e12
 UNIT = {"H": 1.0, "K": KILO, "M": MEGA, "G": GIGA, "T": TERA, "P": 1e15}
 _RATE_KEY = re.compile(r"^([KMGT])HS (\d+)([smh])$")
 _WINDOW_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_AVERAGE = -1
+
+
+def _rate_key(key: str) -> tuple[float, int] | None:
+    """(unit, window seconds; `_AVERAGE` for `av`) of a `[KMGT]HS <n><s|m|h>` or `[KMGT]HS av` key."""
+    if len(key) < 5 or key[1:4] != "HS ":
+        return None
+    unit = UNIT.get(key[0])
+    if unit is None:
+        return None
+    if key[4:] == "av":
+        return unit, _AVERAGE
+    match = _RATE_KEY.match(key)
+    if match is None:
+        return None
+    return unit, int(match.group(2)) * _WINDOW_SECONDS[match.group(3)]
+
+
+RateLayout = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
+
+
+# A firmware sends the same keys in every reply, and a stats row has about 70 of them: which are
+# hashrates is worked out once per distinct key list, not on every poll. Bounded: a miner
+# inventing keys costs cache misses, not memory.
+@lru_cache(maxsize=256)
+def _rate_layout(keys: tuple[str, ...]) -> RateLayout:
+    """((key, unit) of the windowed rates, shortest window first; (key, unit) of the averages, in order)."""
+    windowed: list[tuple[int, str, float]] = []
+    averages: list[tuple[str, float]] = []
+    for key in keys:
+        spec = _rate_key(key)
+        if spec is None:
+            continue
+        unit, window = spec
+        if window == _AVERAGE:
+            averages.append((key, unit))
+        else:
+            windowed.append((window, key, unit))
+    windowed.sort(key=lambda w: w[0])  # stable: the first of equal windows wins
+    return tuple((key, unit) for _, key, unit in windowed), tuple(averages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +89,12 @@ class MinerInfo:
 
     def merged(self, **found: str) -> MinerInfo:
         """This identity with the non-empty values in `found` taking precedence."""
-        updates = {k: v.strip() for k, v in found.items() if isinstance(v, str) and v.strip()}
+        updates: dict[str, str] = {}
+        for k, v in found.items():
+            if isinstance(v, str) and (v := v.strip()) and v != getattr(self, k):
+                updates[k] = v
+        # Every poll merges what the replies say into what is known, and it is nearly always the
+        # same: keep the instance rather than build an equal one.
         return replace(self, **updates) if updates else self
 
 
@@ -58,11 +104,13 @@ Parser = Callable[[Replies, str, MinerInfo], tuple[MinerInfo, list[Reading]]]
 class Out:
     """Collects readings for one miner; the `miner` label tuple is built once."""
 
-    __slots__ = ("hashrate", "miner", "miner_labels", "power", "readings")
+    __slots__ = ("board_labels", "hashrate", "miner", "miner_labels", "power", "readings")
 
     def __init__(self, miner: str) -> None:
         self.miner = miner
         self.miner_labels: tuple[tuple[str, str], ...] = (("miner", miner),)
+        # A board has several readings; its label tuple is built once.
+        self.board_labels: dict[int, tuple[tuple[str, str], ...]] = {}
         self.readings: list[Reading] = []
         self.hashrate: float | None = None
         self.power: float | None = None
@@ -82,7 +130,10 @@ class Out:
 
     def board(self, key: str, board: int, value: float | None) -> None:
         if value is not None and isfinite(value):
-            self.readings.append(Reading(key, value, (("miner", self.miner), ("board", str(board)))))
+            labels = self.board_labels.get(board)
+            if labels is None:
+                labels = self.board_labels[board] = (("miner", self.miner), ("board", str(board)))
+            self.readings.append(Reading(key, value, labels))
 
     def fans(self, rpms: Iterable[float | None]) -> None:
         """Fans that report 0 rpm or nothing are absent; the rest are numbered 0..n-1."""
@@ -181,34 +232,38 @@ def hottest(values: Iterable[float]) -> float | None:
     return max(found) if found else None
 
 
+def hottest_dash(value: object) -> float | None:
+    """The hottest sensor of a dash-joined string (see `parse_dash_temps`), None when it has none."""
+    return _hottest_dash(value) if isinstance(value, str) and value else None
+
+
+# Every Antminer poll reads six of these strings, and a site's boards run at a few dozen
+# temperatures: the same strings come back again and again.
+@lru_cache(maxsize=4096)
+def _hottest_dash(value: str) -> float | None:
+    return hottest(parse_dash_temps(value))
+
+
 def hashrates(row: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """The shortest-window and the average hashrate (H/s) from `[KMGT]HS <n><s|m|h>` and `[KMGT]HS av`.
 
     cgminer builds the short key from its log interval (`MHS 5s`, `MHS 20s`,
     Avalon `MHS 30s`), so the shortest window present is taken.
     """
-    best: tuple[int, float] | None = None
+    windowed, averages = _rate_layout(tuple(row))
+    short: float | None = None
+    for key, unit in windowed:
+        n = as_non_negative(row[key])
+        if n is not None:
+            short = n * unit
+            break
     average: float | None = None
-    for key, value in row.items():
-        if len(key) < 5 or key[1:4] != "HS ":
-            continue
-        unit = UNIT.get(key[0])
-        if unit is None:
-            continue
-        if key[4:] == "av":
-            n = as_non_negative(value)
-            average = None if n is None else n * unit
-            continue
-        match = _RATE_KEY.match(key)
-        if match is None:
-            continue
-        n = as_non_negative(value)
-        if n is None:
-            continue
-        window = int(match.group(2)) * _WINDOW_SECONDS[match.group(3)]
-        if best is None or window < best[0]:
-            best = (window, n * unit)
-    return (best[1] if best else None), average
+    if averages:
+        # The last in the row wins (`GHS av` and `MHS av` side by side).
+        key, unit = averages[-1]
+        n = as_non_negative(row[key])
+        average = None if n is None else n * unit
+    return short, average
 
 
 def counters(out: Out, row: Mapping[str, Any], *, uptime: object = None) -> None:
