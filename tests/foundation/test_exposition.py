@@ -37,6 +37,10 @@ def sample_snapshots() -> list[Snapshot]:
             Reading("edge_agent_collector_up", 1.0, (("collector", 'we"ird\\name\nx'),)),
             Reading("edge_agent_collector_duration_seconds", math.inf, (("collector", 'we"ird\\name\nx'),)),
             Reading("edge_agent_collector_errors_total", 12.0, (("collector", 'we"ird\\name\nx'),)),
+            # One character needing escape at a time, too: the renderer skips the escaping when none does.
+            Reading("edge_agent_collector_up", 0.0, (("collector", 'quote"only'),)),
+            Reading("edge_agent_collector_up", 0.0, (("collector", "back\\slash"),)),
+            Reading("edge_agent_collector_up", 0.0, (("collector", "new\nline"),)),
             Reading("not_in_table", 1.0),
         ),
     )
