@@ -89,11 +89,14 @@ def _header(metric: Metric, openmetrics: bool) -> bytes:
 _HEADERS = {om: tuple(_header(m, om) for m in FAMILIES) for om in (False, True)}
 
 
-def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool, eof: bool = True) -> bytes:
-    """Join pre-rendered chunks into one exposition body, families in table order.
+def join_parts(chunk_sets: Iterable[Chunks], *, openmetrics: bool, eof: bool = True) -> list[bytes]:
+    """Join pre-rendered chunks into an exposition body, families in table order: one part per family.
 
-    `eof=False` leaves off OpenMetrics' closing line, for a body that more
-    families (of other names) will follow.
+    The parts are written one after another. A body over 10,000 miners is ~20 MB,
+    and a single `b"".join` of it is one C call that holds the GIL for several
+    milliseconds; a family at a time keeps each call short. `eof=False` leaves
+    off OpenMetrics' closing line, for a body that more families (of other
+    names) will follow.
     """
     buckets: list[list[bytes]] = [[] for _ in FAMILIES]
     for chunks in chunk_sets:
@@ -103,11 +106,16 @@ def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool, eof: bool = True) -
     out: list[bytes] = []
     for i, parts in enumerate(buckets):
         if parts:
-            out.append(headers[i])
-            out.extend(parts)
+            parts.insert(0, headers[i])
+            out.append(b"".join(parts))
     if openmetrics and eof:
         out.append(b"# EOF\n")
-    return b"".join(out)
+    return out
+
+
+def join(chunk_sets: Iterable[Chunks], *, openmetrics: bool, eof: bool = True) -> bytes:
+    """`join_parts` as one body."""
+    return b"".join(join_parts(chunk_sets, openmetrics=openmetrics, eof=eof))
 
 
 def render_snapshots(snapshots: Iterable[Snapshot], *, openmetrics: bool = False) -> bytes:

@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import logging
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ class MetricStore:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
         self._version = 0
-        self._cache: dict[tuple[bool, bool], tuple[int, bytes]] = {}
+        self._cache: dict[tuple[bool, bool], tuple[int, tuple[bytes, ...]]] = {}
 
     def apply(self, update: Update) -> None:
         # Each snapshot is rendered here, once, as it arrives: spread over the poll interval, a few
@@ -89,21 +90,23 @@ class MetricStore:
                 self._entries.setdefault(key, entry)
             self._version += 1
 
-    def render(self, *, openmetrics: bool, gzipped: bool, extra: list[Snapshot]) -> bytes:
-        """One body: the cached join of every stored snapshot, then `extra`.
+    def render(self, *, openmetrics: bool, gzipped: bool, extra: list[Snapshot]) -> list[bytes]:
+        """One body, as parts to send in order: the cached join of every stored snapshot, then `extra`.
 
         `extra` holds self-metrics read at scrape time (the MQTT uplink's); their
         families are emitted by nobody else, so they can follow the cached part.
         A gzip body is two gzip members back to back, which RFC 1952 and every
         HTTP client (Go's included) read as one stream. Call from a worker thread.
         """
-        main = self._main(openmetrics, gzipped)
+        parts = list(self._main(openmetrics, gzipped))
         tail = exposition.join((exposition.render_readings(s.readings) for s in extra), openmetrics=openmetrics)
-        if gzipped:
-            tail = gzip.compress(tail, compresslevel=GZIP_LEVEL, mtime=0) if tail else b""
-        return main + tail
+        if gzipped and tail:
+            tail = gzip.compress(tail, compresslevel=GZIP_LEVEL, mtime=0)
+        if tail:
+            parts.append(tail)
+        return parts
 
-    def _main(self, openmetrics: bool, gzipped: bool) -> bytes:
+    def _main(self, openmetrics: bool, gzipped: bool) -> tuple[bytes, ...]:
         with self._lock:
             version = self._version
             cached = self._cache.get((openmetrics, gzipped))
@@ -117,12 +120,17 @@ class MetricStore:
                 # Benign race: two scrapes may render the same entry; both results are equal.
                 chunks = entry.chunks = exposition.render_readings(entry.readings)
             chunk_sets.append(chunks)
-        body = exposition.join(chunk_sets, openmetrics=openmetrics, eof=False)
+        body = exposition.join_parts(chunk_sets, openmetrics=openmetrics, eof=False)
         if gzipped:
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            # One gzip member fed a family at a time: zlib lets go of the GIL while it compresses,
+            # and no call copies the whole body.
+            z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            body = [z.compress(part) for part in body]
+            body.append(z.flush())
+        parts = tuple(part for part in body if part)
         with self._lock:
-            self._cache[(openmetrics, gzipped)] = (version, body)
-        return body
+            self._cache[(openmetrics, gzipped)] = (version, parts)
+        return parts
 
 
 class PrometheusSink:
@@ -190,7 +198,7 @@ class PrometheusSink:
                     await self._server.wait_closed()
             self._server = None
 
-    async def render(self, *, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+    async def render(self, *, openmetrics: bool = False, gzipped: bool = False) -> list[bytes]:
         extra = []
         for provider in self._providers:
             try:
@@ -278,21 +286,25 @@ class PrometheusSink:
     def _send(
         writer: asyncio.StreamWriter,
         status: int,
-        body: bytes,
+        body: bytes | list[bytes],
         keep_alive: bool,
         *,
         ctype: str = "text/plain; charset=utf-8",
         extra: dict[str, str] | None = None,
         head: bool = False,
     ) -> None:
+        parts = [body] if isinstance(body, bytes) else body
         reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
         lines = [
             f"HTTP/1.1 {status} {reason.get(status, 'Error')}",
             f"Content-Type: {ctype}",
-            f"Content-Length: {len(body)}",
+            f"Content-Length: {sum(map(len, parts))}",
             f"Connection: {'keep-alive' if keep_alive else 'close'}",
         ]
         lines.extend(f"{k}: {v}" for k, v in (extra or {}).items())
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if not head:
-            writer.write(body)
+            # One write per part: asyncio's writelines joins them into one buffer first (a copy of the
+            # whole body in the event loop); uvloop queues each part without copying.
+            for part in parts:
+                writer.write(part)

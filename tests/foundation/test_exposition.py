@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 
@@ -11,9 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.collectors.host import HostCollector
 from edge_agent.metrics import METRICS
-from edge_agent.model import Reading, Snapshot
+from edge_agent.model import Reading, Snapshot, Update
 from edge_agent.sinks import exposition
 from edge_agent.sinks.promclient import registry_for
+from edge_agent.sinks.prometheus import MetricStore
 
 
 def parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -87,3 +89,20 @@ def test_values_format() -> None:
     assert exposition.format_value(math.nan) == "NaN"
     assert exposition.format_value(-math.inf) == "-Inf"
     assert exposition.format_value(1e20) == "1e+20"
+
+
+def test_store_serves_parts_and_gzip_decodes_to_the_plain_body() -> None:
+    snaps = sample_snapshots()
+    store = MetricStore()
+    store.apply(Update(snapshots=tuple(snaps)))
+    extra = [Snapshot("agent", "late", 0.0, True, (Reading("edge_agent_collector_up", 1.0, (("collector", "z"),)),))]
+    for openmetrics in (False, True):
+        plain = store.render(openmetrics=openmetrics, gzipped=False, extra=extra)
+        assert len(plain) > 1  # a part per family, then the extra
+        whole = b"".join(plain)
+        assert whole.startswith(exposition.render_snapshots(snaps, openmetrics=openmetrics).removesuffix(b"# EOF\n"))
+        # Two gzip members back to back (the cached body, then the extra): one stream to any reader.
+        assert gzip.decompress(b"".join(store.render(openmetrics=openmetrics, gzipped=True, extra=extra))) == whole
+    # Nothing changed: the same cached parts.
+    first = store.render(openmetrics=False, gzipped=True, extra=[])
+    assert all(a is b for a, b in zip(first, store.render(openmetrics=False, gzipped=True, extra=[]), strict=True))
