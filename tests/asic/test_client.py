@@ -122,6 +122,34 @@ async def test_trickling_miner_is_cut_off_by_one_overall_deadline(peer_factory) 
     await wait_until(peer.closed.is_set)
 
 
+async def test_an_overall_deadline_cuts_requests_short_of_their_own_timeout(peer_factory) -> None:
+    """The fleet's cap over identify + poll: every request of the task ends by the deadline."""
+
+    async def slow(reader, writer, peer: Peer) -> None:
+        await peer.read_request(reader)
+        await asyncio.sleep(0.2)
+        writer.write(SUMMARY + b"\x00")
+        await writer.drain()
+
+    peer = await peer_factory(slow)
+    loop = asyncio.get_running_loop()
+    token = client.set_deadline(loop.time() + 0.5)
+    try:
+        # Each request alone is well within its 10 s timeout; the third runs past the deadline.
+        assert await client.request(peer.host, peer.port, "summary", timeout=10) == SUMMARY
+        assert await client.request(peer.host, peer.port, "summary", timeout=10) == SUMMARY
+        with pytest.raises(MinerTimeout) as info:
+            await client.request(peer.host, peer.port, "summary", timeout=10)
+        assert "within 0." in info.value.detail
+        # A deadline already passed fails at once, without waiting for a reply.
+        with pytest.raises(MinerTimeout):
+            await client.request(peer.host, peer.port, "summary", timeout=10)
+    finally:
+        client.reset_deadline(token)
+    # Reset: requests have only their own timeout again.
+    assert await client.request(peer.host, peer.port, "summary", timeout=10) == SUMMARY
+
+
 async def test_garbage_is_malformed_with_its_first_bytes(peer_factory) -> None:
     garbage = bytes(range(1, 256)) * 4  # no NUL: a NUL would end the reply
     peer = await peer_factory(fixed_reply(garbage))

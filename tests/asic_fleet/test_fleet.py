@@ -187,6 +187,21 @@ async def test_dead_miner_is_retried_with_backoff(make_sim: MakeSim) -> None:
     assert [e.kind for e in rec.events_of(dead.key)] == ["miner_down"]
 
 
+async def test_identify_and_poll_together_are_capped_at_one_interval(make_sim: MakeSim) -> None:
+    """Each request of a slow miner fits its own timeout, but identify + poll do not fit one interval:
+    the miner shows down with a timeout instead of running into its next slot."""
+    sim = await make_sim(2, fault_map={0: "slow"}, slow_delay=0.35, firmware_names=["antminer-s19", "braiins"])
+    slow, alive = sim.miners[0], sim.miners[1]
+    rec = Recorder()
+    fleet = AsicFleet(asic_config(slow.key, alive.key, interval=0.6, timeout=0.5))
+    async with running(fleet, rec):
+        await wait_for(lambda: rec.events_of(slow.key), timeout=30, what="the slow miner reported down")
+        await wait_for(lambda: rec.counts.get(alive.key, 0) >= 3, timeout=30, what="3 polls of the live miner")
+    assert [e.detail["reason"] for e in rec.events_of(slow.key)][:1] == ["timeout"]
+    assert not rec.latest[slow.key].up
+    assert rec.latest[alive.key].up
+
+
 async def test_gone_miner_is_removed_after_forget_after(make_sim: MakeSim) -> None:
     sim = await make_sim(3, seed=9)
     scanned, static, other = sim.miners

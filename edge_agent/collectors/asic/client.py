@@ -23,6 +23,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar, Token
 from typing import Any, cast
 
 import orjson
@@ -283,6 +284,21 @@ class _Reply(asyncio.Protocol):
                 self.done.set_exception(exc)
 
 
+# An overall deadline (event-loop time) across several requests, on top of each one's own timeout.
+# The fleet sets one per poll so that identify + poll of a miner never take longer than an
+# interval: a context variable read per request costs far less than a second timer per poll.
+_DEADLINE: ContextVar[float | None] = ContextVar("asic_overall_deadline", default=None)
+
+
+def set_deadline(at: float | None) -> Token[float | None]:
+    """Make every request of the current task end by `at` (loop.time()) at the latest."""
+    return _DEADLINE.set(at)
+
+
+def reset_deadline(token: Token[float | None]) -> None:
+    _DEADLINE.reset(token)
+
+
 async def _exchange(
     host: str,
     port: int,
@@ -299,11 +315,16 @@ async def _exchange(
     """
     miner = f"{host}:{port}"
     loop = asyncio.get_running_loop()
+    start = loop.time()
+    end_at = start + timeout
+    overall = _DEADLINE.get()
+    if overall is not None and overall < end_at:
+        end_at = overall
     done: asyncio.Future[None] = loop.create_future()
     transport: asyncio.BaseTransport | None = None
     complete = False
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(end_at):
             transport, reply = await loop.create_connection(
                 lambda: _Reply(payload, end, max_bytes, miner, done), host, port
             )
@@ -314,7 +335,7 @@ async def _exchange(
             complete = True
             return bytes(buf)
     except TimeoutError as exc:
-        raise MinerTimeout(miner, f"no complete reply within {timeout:g}s") from exc
+        raise MinerTimeout(miner, f"no complete reply within {max(end_at - start, 0.0):.3g}s") from exc
     except ConnectionRefusedError as exc:
         raise MinerRefused(miner, "connection refused") from exc
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:

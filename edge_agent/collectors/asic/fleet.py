@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from edge_agent.collectors.asic import discovery
+from edge_agent.collectors.asic import client, discovery
 from edge_agent.collectors.asic import miner as miner_api
 from edge_agent.collectors.asic.client import MinerError
 from edge_agent.collectors.asic.limits import raise_nofile_limit
@@ -448,19 +448,16 @@ class AsicFleet:
         result: MinerPoll | None = None
         reason = detail = ""
         end = 0.0
+        # A hard cap on top of the client's per-request timeouts: identify + poll of one miner may
+        # take several requests, but never more than one interval, or the miner would miss its slot.
+        cap = client.set_deadline(asyncio.get_running_loop().time() + cfg.interval)
+        timeout, max_bytes = cfg.timeout, cfg.max_response_bytes
         try:
-            # A hard cap on top of the client's per-request deadlines: identify + poll of one miner may
-            # take several requests, but never more than one interval, or the miner would miss its slot.
-            async with asyncio.timeout(cfg.interval):
-                profile = m.profile
-                if profile is None or m.reidentify:
-                    profile = await miner_api.identify(
-                        m.host, m.port, timeout=cfg.timeout, max_bytes=cfg.max_response_bytes
-                    )
-                    self._identified(m, profile)
-                result = await miner_api.poll(
-                    m.host, m.port, profile, timeout=cfg.timeout, max_bytes=cfg.max_response_bytes
-                )
+            profile = m.profile
+            if profile is None or m.reidentify:
+                profile = await miner_api.identify(m.host, m.port, timeout=timeout, max_bytes=max_bytes)
+                self._identified(m, profile)
+            result = await miner_api.poll(m.host, m.port, profile, timeout=timeout, max_bytes=max_bytes)
         except (MinerError, TimeoutError, OSError) as exc:
             end = time.monotonic()  # the poll's duration does not include the reachability check
             reason, detail = classify(exc)
@@ -473,6 +470,8 @@ class AsicFleet:
             log.exception("%s: unexpected error while polling", m.key)
             self.stats.errors += 1
             reason, detail = "internal_error", type(exc).__name__
+        finally:
+            client.reset_deadline(cap)
         end = end or time.monotonic()
         duration = end - start
         self._slowest_poll = max(self._slowest_poll, duration)
