@@ -358,18 +358,23 @@ class Agent:
         await asyncio.gather(*(self._stop_one(r) for r in sinks))
         log.info("agent: stopped")
 
+    def _summary_period(self) -> float:
+        """The shortest collection interval, at least 5 s: totals change no faster than that."""
+        cfg = self.cfg
+        intervals = [cfg.host.interval]
+        if cfg.asic.enabled:
+            intervals.append(cfg.asic.interval)
+        if cfg.gpu.enabled is not False:
+            intervals.append(cfg.gpu.interval)
+        return max(5.0, min(intervals))
+
     async def _summaries(self) -> None:
-        intervals = [self.cfg.host.interval]
-        if self.cfg.asic.enabled:
-            intervals.append(self.cfg.asic.interval)
-        if self.cfg.gpu.enabled is not False:
-            intervals.append(self.cfg.gpu.interval)
-        period = max(5.0, min(intervals))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(5.0, period)
+        deadline = loop.time() + 5.0
         while True:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
-            deadline += period
+            # Read each round: a reload that changes the intervals changes the summary's period too.
+            deadline = max(deadline + self._summary_period(), loop.time())
             self.hub.emit(Update(snapshots=(site_summary(list(self.hub.totals.values()), self.cfg.agent.site),)))
 
     async def _watchdog(self) -> None:
