@@ -181,6 +181,13 @@ async def open_gpu_or_config_error(cfg: Config) -> GpuCollector | None:
         raise ConfigError("", f'{exc}; set gpu.enabled = "auto" on hosts that may have no NVIDIA GPU') from exc
 
 
+async def _discard(source: Source) -> None:
+    """Close a source that was built but never run (a running one closes itself when cancelled)."""
+    if isinstance(source, Periodic):
+        with contextlib.suppress(Exception):
+            await source.collector.aclose()
+
+
 class Agent:
     """Runs until SIGTERM/SIGINT; SIGHUP reloads the config file."""
 
@@ -262,9 +269,17 @@ class Agent:
         specs = source_specs(cfg)
         changed = {n: s for n, s in specs.items() if first or self._source_keys.get(n, _ABSENT) != s.key}
         built: dict[str, list[Source]] = {}
-        for name, spec in changed.items():
-            built[name] = await spec.build()
-        await self._apply_sinks(cfg, first=first)
+        try:
+            for name, spec in changed.items():
+                built[name] = await spec.build()
+            await self._apply_sinks(cfg, first=first)
+        except BaseException:
+            # Nothing of the refused config runs: let go of what was built for it (an NVML
+            # handle and its thread) instead of leaving it open until the process exits.
+            for sources in built.values():
+                for source in sources:
+                    await _discard(source)
+            raise
         for name in [n for n in self._sources if n not in specs or n in changed]:
             for running in self._sources.pop(name):
                 await self._stop_one(running)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import ctypes.util
 import logging
+import socket
 import time
+from pathlib import Path
 
 import pytest
 from fakenvml import FakeNvml, Opener, wait_until
 
+from edge_agent import config as config_mod
 from edge_agent.collectors.gpu import open_gpu
-from edge_agent.config import GpuConfig
-from edge_agent.errors import CollectorError
+from edge_agent.config import Config, GpuConfig
+from edge_agent.errors import CollectorError, ConfigError
 from edge_agent.model import Update
+from edge_agent.runtime import Agent
 
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
@@ -277,3 +281,37 @@ async def test_aclose_stops_everything_cleanly(fake: FakeNvml) -> None:
     assert fake.count("shutdowns") == 1
     with pytest.raises(CollectorError, match="closed"):
         await collector.collect()
+
+
+async def test_a_refused_reload_lets_go_of_the_nvml_handle_it_opened(fake: FakeNvml, tmp_path: Path) -> None:
+    """A reload that opens NVML for a changed [gpu] and then fails on a busy port closes what it opened."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    free_port = free.getsockname()[1]
+    free.close()
+
+    def cfg(port: int, interval: int) -> Config:
+        path = tmp_path / f"agent-{port}-{interval}.toml"
+        path.write_text(
+            f'[agent]\nsite = "s"\n[prometheus]\nlisten = "127.0.0.1:{port}"\n'
+            f"[host]\nenabled = false\n[gpu]\nenabled = true\ninterval = {interval}\n"
+        )
+        return config_mod.load(path)
+
+    first = cfg(free_port, 10)
+    agent = Agent(first)
+    try:
+        await agent._apply(first, first=True)
+        assert fake.count("inits") - fake.count("shutdowns") == 1
+        with pytest.raises(ConfigError, match=r"prometheus\.listen"):
+            await agent._apply(cfg(busy.getsockname()[1], 20))
+        # The running collector's handle stays open; the refused one's is closed again.
+        assert fake.count("inits") == 2
+        assert fake.count("inits") - fake.count("shutdowns") == 1
+    finally:
+        await agent._shutdown()
+        busy.close()
+    assert fake.count("inits") == fake.count("shutdowns")
