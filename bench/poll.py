@@ -268,6 +268,18 @@ def measure(miners: int, runs: int, concurrency: int, cycles: int) -> dict[str, 
     return out
 
 
+def raw_baseline(miners: int = 2000, runs: int = 3, concurrency: int = 256) -> float:
+    """CPU ms per poll of the raw asyncio + json baseline alone (median of `runs` passes): the
+    yardstick other benchmarks use to say how fast this machine is."""
+    with SimProcess(miners, base="127.22.0.0", firmware_names=[FIRMWARE], evolve_interval=0) as sim:
+        addrs = [(m["key"].rsplit(":", 1)[0], sim.port) for m in sim.manifest]
+        one = raw_poller(dict.fromkeys(addrs, (REQUEST,)), json.loads)
+        passes = [run_pass("asyncio", addrs, concurrency, one) for _ in range(runs)]
+    if any(failed for _, _, failed in passes):
+        raise RuntimeError("the raw baseline failed to poll some simulated miners")
+    return statistics.median(cpu / miners * 1000 for cpu, _, _ in passes)
+
+
 def print_table(r: dict[str, Any]) -> None:
     base = r["rows"]["raw asyncio + json"]["ms_per_poll"]
     print(
