@@ -9,6 +9,8 @@ prints a table. Usage:
   poll cycle's worth per transaction), no broker involved;
 - live publish: messages/s submitted, committed, published with QoS 1 and
   deleted after PUBACK, end to end;
+- baselines, same payloads, same kind of broker: bare aiomqtt QoS 1 publishes with 256 in
+  flight, and one at a time (each awaits its PUBACK), no outbox;
 - backlog drain: a backlog built while the broker is down drains after it
   comes up, while live data keeps arriving at the rate of `--miners` miners
   every 30 s; prints the drain rate and the time a 1.2 M backlog would take.
@@ -25,6 +27,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import aiomqtt
 
 from edge_agent.config import AgentConfig, MqttConfig
 from edge_agent.model import Reading, Snapshot, Update
@@ -124,6 +128,40 @@ async def bench_live(workdir: Path, total: int) -> float:
     return total / elapsed
 
 
+async def bench_raw(workdir: Path, total: int, inflight: int) -> float:
+    """The baseline: bare aiomqtt QoS 1 publishes of the same payloads, no outbox, `inflight` at once
+    (1: each publish awaits its PUBACK before the next)."""
+    broker = Broker(workdir)
+    broker.start()
+    builder = PayloadBuilder()
+    snaps = [miner_snapshot(m, 1.7e9) for m in range(1000)]
+    messages = [(snapshot_topic("edge/bench/raw", s), builder.snapshot(s, i)) for i, s in enumerate(snaps)]
+    try:
+        async with aiomqtt.Client("127.0.0.1", broker.port, max_inflight_messages=max(inflight, 20)) as client:
+            t0 = time.perf_counter()
+            if inflight == 1:
+                for i in range(total):
+                    topic, payload = messages[i % len(messages)]
+                    await client.publish(topic, payload, qos=1)
+            else:
+                window = asyncio.Semaphore(inflight)
+
+                async def one(topic: str, payload: bytes) -> None:
+                    try:
+                        await client.publish(topic, payload, qos=1)
+                    finally:
+                        window.release()
+
+                async with asyncio.TaskGroup() as tg:
+                    for i in range(total):
+                        await window.acquire()
+                        tg.create_task(one(*messages[i % len(messages)]))
+            elapsed = time.perf_counter() - t0
+    finally:
+        broker.stop()
+    return total / elapsed
+
+
 async def bench_drain(workdir: Path, backlog: int, miners: int) -> tuple[float, float, int]:
     broker = Broker(workdir)
     path = workdir / "drain.db"
@@ -168,6 +206,8 @@ async def measure(messages: int, backlog: int, miners: int) -> dict[str, float]:
         work = Path(tmp)
         append_rate = bench_append(work / "append.db", messages, min(10_000, messages))
         live_rate = await bench_live(work, messages)
+        raw_serial = await bench_raw(work, messages // 4, 1)
+        raw_pipelined = await bench_raw(work, messages, 256)
         drain_rate, drain_s, live = await bench_drain(work, backlog, miners)
     net = drain_rate - miners / 30
     return {
@@ -176,6 +216,8 @@ async def measure(messages: int, backlog: int, miners: int) -> dict[str, float]:
         "miners": miners,
         "append_rate": append_rate,
         "live_rate": live_rate,
+        "raw_serial_rate": raw_serial,
+        "raw_pipelined_rate": raw_pipelined,
         "drain_rate": drain_rate,
         "drain_s": drain_s,
         "drain_live": live,
@@ -187,6 +229,12 @@ def print_table(r: dict[str, float]) -> None:
     print(f"{'what':<48} {'result':>14}")
     print(f"{'outbox append (render + commit), msg/s':<48} {r['append_rate']:>14,.0f}")
     print(f"{'live publish QoS 1 through the outbox, msg/s':<48} {r['live_rate']:>14,.0f}")
+    print(f"{'  baseline: bare aiomqtt, 256 in flight, msg/s':<48} {r['raw_pipelined_rate']:>14,.0f}")
+    print(f"{'  baseline: bare aiomqtt, one at a time, msg/s':<48} {r['raw_serial_rate']:>14,.0f}")
+    print(
+        f"{'  ours / pipelined, ours / one at a time':<48} "
+        f"{r['live_rate'] / r['raw_pipelined_rate']:>7.2f} / {r['live_rate'] / r['raw_serial_rate']:.2f}"
+    )
     print(f"{'backlog drain incl. live data, msg/s':<48} {r['drain_rate']:>14,.0f}")
     print(f"{'  backlog / live messages / seconds':<48} {r['backlog']:>7,} / {r['drain_live']:,} / {r['drain_s']:.1f}")
     print(f"{'  1.2 M backlog drains in (projected), s':<48} {r['drain_1m2_s']:>14,.0f}")
