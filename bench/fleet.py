@@ -236,7 +236,7 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("agent CPU, % of one core", f"{r['cpu_pct']:.1f} %", "<= 25 % (see next rows)"),
         ("agent CPU per poll (all miners, all costs)", f"{r['ms_per_poll']:.3f} ms", ""),
-        ("raw asyncio + json CPU per poll, this machine", f"{r['raw_ms']:.3f} ms (issue's machine: 0.13)", ""),
+        ("baseline: raw asyncio + json poll, this machine", f"{r['raw_ms']:.3f} ms (issue's machine: 0.13)", ""),
         ("agent CPU per poll / raw poll", f"{r['raw_ratio']:.2f}x", ""),
         (
             "agent CPU at the issue's machine's speed",

@@ -64,6 +64,9 @@ def test_every_benchmark_runs_quick_and_prints_its_table() -> None:
         "healthy miners missing an interval",
         "== summary:",
         "1.2 M message backlog drains in",
+        "baseline: bare aiomqtt, 256 in flight",
+        "baseline: raw asyncio + json poll, this machine",
+        "fleet: agent CPU at the issue machine's speed",
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     # Every miner the poll benchmark polled answered (a broken transport shows as failures here).
